@@ -1,0 +1,91 @@
+"""From Hydra's composed config to validated plain data, before anything expensive runs."""
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from hypersweep.dotted import get_path
+from hypersweep.errors import ConfigError
+from schedulers.searchers import check_search
+from schedulers.space import Dimension, iter_specs, parse_space
+from schedulers.trial_schedulers import check_scheduler
+from trainables.targets import import_target
+
+# What TorchTrainable reports each step, so what a sweep can optimize.
+REPORTED_METRICS = ("val_acc", "val_loss", "train_loss")
+
+
+def to_plain(cfg: DictConfig) -> dict:
+    """Resolve every interpolation and missing value into plain dicts and lists.
+
+    From here on no OmegaConf object is passed around, so none reaches a Ray worker.
+    """
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key}: no value given (???); set it, e.g. "
+                          f"{err.full_key}=VALUE") from None
+    except OmegaConfBaseException as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"{err.full_key or 'config'}: {reason}") from None
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value: Any, low: float, strict: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value > low if strict else value >= low
+
+
+_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("name", lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v,
+     "a non-empty name without '/'"),
+    ("seed", lambda v: _is_int(v, 0), "a whole number >= 0"),
+    ("num_samples", lambda v: _is_int(v, 1), "a whole number >= 1"),
+    ("metric", lambda v: v in REPORTED_METRICS, f"one of {', '.join(REPORTED_METRICS)}"),
+    ("mode", lambda v: v in ("max", "min"), "max or min"),
+    ("train.batch_size", lambda v: _is_int(v, 1), "a whole number >= 1"),
+    ("train.max_epochs", lambda v: _is_int(v, 1), "a whole number >= 1"),
+    ("train.epochs_per_step", lambda v: _is_int(v, 1), "a whole number >= 1"),
+    ("optim.lr", lambda v: _is_number(v, 0, strict=True), "a number > 0"),
+    ("resources.cpu", lambda v: _is_number(v, 0, strict=True), "a number of CPUs > 0"),
+    ("resources.gpu", lambda v: _is_number(v, 0), "a number of GPUs >= 0 (0.5 shares one)"),
+    ("max_concurrent", lambda v: _is_int(v, 0), "a whole number >= 0 (0: no limit)"),
+    ("checkpoint.frequency", lambda v: _is_int(v, 0), "a whole number >= 0 (0: only at the end)"),
+    ("checkpoint.num_to_keep", lambda v: _is_int(v, 1), "a whole number >= 1"),
+]
+
+
+def validate(config: dict) -> list[Dimension]:
+    """Check the whole config and return the search space's dimensions.
+
+    Raises ConfigError with one line naming the key, the bad value and the fix.
+    """
+    for path, ok, need in _CHECKS:
+        value = get_path(config, path, None)
+        if not ok(value):
+            raise ConfigError(f"{path}: needs {need}, got {value!r}")
+    if config["train"]["epochs_per_step"] > config["train"]["max_epochs"]:
+        raise ConfigError(f"train.epochs_per_step: {config['train']['epochs_per_step']} is more "
+                          f"than train.max_epochs ({config['train']['max_epochs']}); lower it")
+    for group in ("model", "data"):
+        target = get_path(config, f"{group}._target_", None)
+        try:
+            import_target(str(target))
+        except ImportError as err:
+            raise ConfigError(f"{group}._target_: cannot import {target!r} ({err}); give a "
+                              f"dotted path to a class or function on the Python path") from None
+    data_dims = [path for path, _ in iter_specs(config.get("space") or {})
+                 if path.startswith("data.")]
+    if data_dims:
+        raise ConfigError(f"space.{data_dims[0]}: data settings are loaded once per experiment "
+                          f"and cannot be tuned per trial; remove it (~space.{data_dims[0]})")
+    dims = parse_space(config)
+    check_search(config, dims)
+    check_scheduler(config)
+    return dims

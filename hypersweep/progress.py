@@ -1,0 +1,46 @@
+"""A compact console view of a running sweep: one line per ended trial, instead of Ray's tables."""
+
+import math
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+
+class TrialLines(Callback):
+    """Prints `[ended/total] trial ... status ... | best so far` as each trial ends."""
+
+    def __init__(self, config: dict, total: int):
+        self.metric, self.mode = config["metric"], config["mode"]
+        self.max_epochs = config["train"]["max_epochs"]
+        self.total = total
+        self.ended = 0
+        self.best: float | None = None
+        self.started = time.monotonic()
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def _print(self, trial: Any, status: str, value: float | None) -> None:
+        self.ended += 1
+        if value is not None and math.isfinite(value) and self._better(value):
+            self.best = value
+        shown = f"{self.metric} {value:.4f}" if value is not None and math.isfinite(value) else ""
+        best = f"best {self.best:.4f}" if self.best is not None else "no best yet"
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.ended}/{self.total}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
+              f"{elapsed:.0f}s", flush=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        if result.get("diverged"):
+            self._print(trial, "diverged", None)
+            return
+        epochs = result.get("epoch", 0)
+        status = "finished" if epochs >= self.max_epochs else f"stopped@{epochs}"
+        self._print(trial, status, result.get(self.metric))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._print(trial, "failed", None)

@@ -1,0 +1,84 @@
+"""What the console says: the plan before a sweep starts, and the outcome when it ends."""
+
+from collections import Counter
+
+from hypersweep.experiment import TrialRecord
+from schedulers.space import Dimension, discrete_combinations
+from schedulers.trial_schedulers import describe_scheduler
+from trainables.trainable import experiment_dir
+
+STATUS_ORDER = ("finished", "stopped early", "diverged", "failed")
+
+
+def _search_line(config: dict) -> str:
+    search = config["search"]
+    if search["name"] == "hyperopt":
+        return (f"hyperopt TPE ({search.get('n_initial_points', 8)} random points first, "
+                f"seed {config['seed']})")
+    if search["name"] == "grid":
+        return "grid (every combination of the discrete values)"
+    return f"random (seed {config['seed']})"
+
+
+def plan_text(config: dict, dims: list[Dimension]) -> str:
+    """The lines printed before Ray starts: what the sweep is about to do."""
+    continuous = [d for d in dims if not d.is_discrete]
+    width = max(len(d.path) for d in dims)
+    trials = config["num_samples"]
+    if config["search"]["name"] == "grid":
+        trials = f"{discrete_combinations(dims) * config['num_samples']:,} (the grid x num_samples)"
+    lines = [
+        f"hypersweep: experiment {config['name']} in {experiment_dir(config)}",
+        f"  trials:    {trials}; the first runs the config's own defaults (the baseline)",
+        f"  metric:    {config['metric']} ({config['mode']}), up to "
+        f"{config['train']['max_epochs']} epochs a trial",
+        f"  space:     {len(dims)} dimensions; discrete part {discrete_combinations(dims):,} "
+        f"combinations; {len(continuous)} continuous"
+        + (f" ({', '.join(d.path for d in continuous)})" if continuous else ""),
+    ]
+    for dim in dims:
+        kind = f"  [{dim.kind}]" if dim.kind else ""
+        lines.append(f"    {dim.path:<{width}}  {dim.describe()}{kind}")
+    resources = config["resources"]
+    lines += [
+        f"  search:    {_search_line(config)}",
+        f"  scheduler: {describe_scheduler(config)}",
+        f"  resources: {resources['cpu']:g} CPU, {resources['gpu']:g} GPU per trial",
+    ]
+    return "\n".join(lines)
+
+
+def _tuned_text(tuned: dict) -> str:
+    return "  ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in tuned.items())
+
+
+def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | None,
+                 baseline: TrialRecord | None) -> str:
+    """The lines printed when the sweep ends: the best trial against the baseline, and where."""
+    metric = config["metric"]
+    counts = Counter(record.status for record in records)
+    count_text = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER)
+    lines = [f"trials: {len(records)} = {count_text}"]
+    if best is None:
+        lines.append(f"no trial produced a finite {metric}")
+    else:
+        lines.append(f"best trial {best.trial_id}: {metric} {best.metric:.4f} after "
+                     f"{best.epochs} epochs")
+        if baseline is not None and baseline.metric is not None:
+            gain = best.metric - baseline.metric
+            lines.append(f"  baseline (defaults) trial {baseline.trial_id}: {metric} "
+                         f"{baseline.metric:.4f}; tuning gained {gain:+.4f}")
+        else:
+            state = baseline.status if baseline else "not run"
+            lines.append(f"  baseline (defaults) trial: {state}")
+        if best.test_acc is not None:
+            lines.append(f"  test accuracy {best.test_acc:.4f} (held-out split: the number "
+                         f"to quote)")
+        lines.append(f"  config: {_tuned_text(best.tuned)}")
+    for record in records:
+        if record.status == "failed":
+            lines.append(f"  failed {record.trial_id}: {record.error} (see {record.path}/error.txt)")
+    path = experiment_dir(config)
+    lines += [f"experiment: {path}", f"tensorboard --logdir {path}/tensorboard"]
+    return "\n".join(lines)

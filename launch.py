@@ -1,0 +1,67 @@
+"""hypersweep's entry point: compose -> validate -> connect Ray -> fit or resume -> report.
+
+    python launch.py                                   # the default sweep (digits MLP, TPE, ASHA)
+    python launch.py experiment=digits_cnn num_samples=64
+    python launch.py --cfg job                         # print the composed config; run nothing
+    python launch.py -m scheduler=asha,fifo            # one Tune experiment per Hydra job
+"""
+
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from hypersweep.config import to_plain, validate
+from hypersweep.errors import HypersweepError
+
+
+def _place_experiment(config: dict) -> None:
+    """Make storage_path absolute; in a Hydra multirun, give each job its own experiment."""
+    config["storage_path"] = os.path.abspath(config["storage_path"])
+    hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
+    if hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN:
+        config["storage_path"] = os.path.join(config["storage_path"], config["name"])
+        config["name"] = hydra_config.job.override_dirname or str(hydra_config.job.num)
+
+
+def sweep(config: dict) -> int:
+    """Validate a plain config, run its sweep and print the outcome; returns the exit code."""
+    dims = validate(config)
+    # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
+    from hypersweep import experiment
+    from hypersweep.cluster import connect
+    from hypersweep.summary import outcome_text, plan_text
+
+    resume = experiment.check_resumable(config)
+    print(plan_text(config, dims), flush=True)
+    if resume:
+        print(f"resuming the unfinished sweep in {config['storage_path']}/{config['name']}",
+              flush=True)
+    with connect(config["cluster"]):
+        records = experiment.run(config, dims, resume)
+    best = experiment.best_record(records, config["mode"])
+    baseline = experiment.baseline_record(records, config, dims)
+    experiment.save_summary(config, records, best, baseline)
+    print(outcome_text(config, records, best, baseline), flush=True)
+    return 0 if best is not None else 1
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Run one sweep per Hydra job; a config problem ends it with one line and exit code 2."""
+    try:
+        config = to_plain(cfg)
+        _place_experiment(config)
+        code = sweep(config)
+    except HypersweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

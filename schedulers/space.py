@@ -1,0 +1,190 @@
+"""The search space: YAML specs under `space` -> validated dimensions -> Ray Tune domains.
+
+`space` mirrors the config tree. A dict with a `type` key is a spec for the value at the same
+path without the `space.` prefix:
+
+    space.optim.lr: {type: loguniform, low: 1e-4, high: 0.1}   tunes optim.lr
+
+Types: uniform and loguniform (low, high), int (low, high inclusive, optional log), choice and
+grid (values). Any spec may carry `kind` (training, architecture, regularization, data).
+"""
+
+import math
+from collections.abc import Iterator
+from copy import deepcopy
+from dataclasses import dataclass
+from typing import Any
+
+from hypersweep.dotted import get_path, has_path, nested, set_path
+from hypersweep.errors import ConfigError
+
+KINDS = ("training", "architecture", "regularization", "data")
+_KEYS = {
+    "uniform": {"low", "high"},
+    "loguniform": {"low", "high"},
+    "int": {"low", "high", "log"},
+    "choice": {"values"},
+    "grid": {"values"},
+}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One tuned hyperparameter: where it lives in the config and which values it may take."""
+
+    path: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: tuple = ()
+    kind: str | None = None
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.type in ("int", "choice", "grid")
+
+    @property
+    def size(self) -> int | None:
+        """Number of distinct values, or None for a continuous dimension."""
+        if self.type in ("choice", "grid"):
+            return len(self.values)
+        if self.type == "int":
+            return int(self.high) - int(self.low) + 1
+        return None
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this dimension can produce."""
+        if self.type in ("choice", "grid"):
+            return value in self.values
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.type == "int" and int(value) != value:
+            return False
+        return self.low <= value <= self.high
+
+    def to_tune(self, as_grid: bool = False) -> Any:
+        """The Ray Tune domain for this dimension (`as_grid` turns choices into a grid)."""
+        from ray import tune
+
+        if self.type == "grid" or (as_grid and self.type == "choice"):
+            return tune.grid_search(list(self.values))
+        if as_grid and self.type == "int":
+            return tune.grid_search(list(range(int(self.low), int(self.high) + 1)))
+        if self.type == "choice":
+            return tune.choice(list(self.values))
+        if self.type == "uniform":
+            return tune.uniform(self.low, self.high)
+        if self.type == "loguniform":
+            return tune.loguniform(self.low, self.high)
+        # Ray's integer ranges exclude the upper bound; ours include it, as users write them.
+        if self.log:
+            return tune.lograndint(int(self.low), int(self.high) + 1)
+        return tune.randint(int(self.low), int(self.high) + 1)
+
+    def describe(self) -> str:
+        """A short human form: `loguniform 0.0001..0.1`, `choice [relu, gelu]`."""
+        if self.type in ("choice", "grid"):
+            return f"{self.type} [{', '.join(map(str, self.values))}]"
+        scale = " (log)" if self.log and self.type == "int" else ""
+        return f"{self.type} {self.low:g}..{self.high:g}{scale}"
+
+
+def iter_specs(space: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield (config path, spec) for every spec in a `space` tree; non-spec leaves too."""
+    for key, value in space.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and "type" not in value:
+            yield from iter_specs(value, path + ".")
+        else:
+            yield path, value
+
+
+def parse_space(config: dict) -> list[Dimension]:
+    """Validate `config["space"]` against the config and return its dimensions.
+
+    Raises ConfigError naming the first bad spec, before anything expensive runs.
+    """
+    dims = [_parse_spec(path, spec, config) for path, spec in iter_specs(config.get("space") or {})]
+    if not dims:
+        raise ConfigError("space: no hyperparameter to tune; add one, e.g. "
+                          "'+space.optim.lr={type:loguniform,low:1e-4,high:0.1}'")
+    return dims
+
+
+def _parse_spec(path: str, spec: Any, config: dict) -> Dimension:
+    key = f"space.{path}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{key}: expected a spec such as {{type: choice, values: [...]}}, "
+                          f"got {spec!r}")
+    if path.split(".")[0] == "space" or not has_path(config, path):
+        raise ConfigError(f"{key}: '{path}' is not in the config; fix the path or add the "
+                          f"value first (+{path}=VALUE)")
+    kind = spec.get("type")
+    if kind not in _KEYS:
+        raise ConfigError(f"{key}.type: unknown type {kind!r}; use one of {', '.join(_KEYS)}")
+    unknown = set(spec) - _KEYS[kind] - {"type", "kind"}
+    if unknown:
+        raise ConfigError(f"{key}: unknown field(s) {', '.join(sorted(unknown))} for type "
+                          f"{kind}; allowed: {', '.join(sorted(_KEYS[kind]))}")
+    category = spec.get("kind")
+    if category is not None and category not in KINDS:
+        raise ConfigError(f"{key}.kind: {category!r} is not a kind; use one of {', '.join(KINDS)}")
+    if kind in ("choice", "grid"):
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{key}.values: needs a non-empty list, got {values!r}")
+        dim = Dimension(path, kind, values=tuple(values), kind=category)
+    else:
+        dim = _parse_range(key, path, kind, spec, category)
+    default = get_path(config, path)
+    if not dim.contains(default):
+        raise ConfigError(f"{key}: the default {path}={default!r} is outside {dim.describe()}; "
+                          f"the first trial runs the defaults, so widen the space or set "
+                          f"{path} inside it")
+    return dim
+
+
+def _parse_range(key: str, path: str, kind: str, spec: dict, category: str | None) -> Dimension:
+    low, high = spec.get("low"), spec.get("high")
+    for name, bound in (("low", low), ("high", high)):
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound):
+            raise ConfigError(f"{key}.{name}: needs a finite number, got {bound!r}")
+        if kind == "int" and int(bound) != bound:
+            raise ConfigError(f"{key}.{name}: an int range needs whole numbers, got {bound!r}")
+    if low >= high:
+        raise ConfigError(f"{key}: low ({low:g}) must be below high ({high:g}); swap or fix them")
+    log = kind == "loguniform" or bool(spec.get("log", False))
+    if log and low <= 0:
+        raise ConfigError(f"{key}.low: a log scale needs low > 0, got {low:g}; use a positive "
+                          f"low or type: uniform")
+    return Dimension(path, kind, low=low, high=high, log=log, kind=category)
+
+
+def discrete_combinations(dims: list[Dimension]) -> int:
+    """How many combinations the discrete dimensions make together."""
+    return math.prod(d.size for d in dims if d.is_discrete)
+
+
+def param_space(config: dict, dims: list[Dimension], as_grid: bool = False) -> dict:
+    """The whole config with a Ray Tune domain at each tuned path: Tuner's param_space."""
+    space = deepcopy(config)
+    for dim in dims:
+        set_path(space, dim.path, dim.to_tune(as_grid))
+    return space
+
+
+def baseline_point(config: dict, dims: list[Dimension]) -> dict:
+    """The config's own values of the tuned hyperparameters: the un-tuned baseline trial."""
+    return nested({dim.path: get_path(config, dim.path) for dim in dims})
+
+
+def tuned_values(config: dict) -> dict[str, Any]:
+    """The tuned hyperparameters of a trial config, by dotted name."""
+    return {path: get_path(config, path, None) for path, _ in iter_specs(config.get("space") or {})}
+
+
+def tuned_kinds(config: dict) -> dict[str, str | None]:
+    """Each tuned hyperparameter's kind (training, architecture, ...), by dotted name."""
+    return {path: spec.get("kind") if isinstance(spec, dict) else None
+            for path, spec in iter_specs(config.get("space") or {})}

@@ -1,0 +1,57 @@
+"""Data sets as numpy arrays split into train, validation and test; no downloads.
+
+A loader returns a SplitData, which the driver puts into Ray's object store once per experiment.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """Features and integer labels of the three splits, plus what models need to know."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+    def sizes(self) -> tuple[int, int, int]:
+        """Samples in train, validation and test."""
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
+
+def split(features: np.ndarray, labels: np.ndarray, val_fraction: float, test_fraction: float,
+          seed: int) -> SplitData:
+    """Stratified train/validation/test split of one labelled array."""
+    from sklearn.model_selection import train_test_split
+
+    for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < fraction < 1:
+            raise ValueError(f"data.{name}: needs a fraction between 0 and 1, got {fraction!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"data.val_fraction + data.test_fraction must stay below 1 "
+                         f"(got {val_fraction} + {test_fraction}); lower one of them")
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        features, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
+        stratify=y_rest)
+    return SplitData(x_train, y_train, x_val, y_val, x_test, y_test,
+                     input_shape=tuple(features.shape[1:]), num_classes=int(labels.max()) + 1)
+
+
+def load_digits(val_fraction: float = 0.2, test_fraction: float = 0.2, as_images: bool = False,
+                seed: int = 0) -> SplitData:
+    """scikit-learn's bundled 8x8 digits, scaled to [0, 1]; flat (64,) or images (1, 8, 8)."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    features = (digits.images / 16.0).astype(np.float32)
+    features = features[:, None, :, :] if as_images else features.reshape(len(features), -1)
+    return split(features, digits.target.astype(np.int64), val_fraction, test_fraction, seed)

@@ -1,0 +1,64 @@
+"""Plain torch models built from keyword arguments (the `model` config, minus `_target_`).
+
+Every model takes `input_shape` and `num_classes`, filled in from the data set.
+"""
+
+import math
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU}
+
+
+def activation_layer(name: str) -> nn.Module:
+    """The activation module called `name`; ValueError naming the choices otherwise."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"model.activation: unknown activation {name!r}; use one of "
+                         f"{', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class MLP(nn.Module):
+    """Fully connected layers of equal width, each followed by activation and dropout."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_layers: int = 2,
+                 hidden_units: int = 128, dropout: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden_units), activation_layer(activation),
+                       nn.Dropout(dropout)]
+            width = hidden_units
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """Two same-padded convolutions, one 2x2 pooling, then a hidden dense layer."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: int = 32,
+                 kernel_size: int = 3, hidden_units: int = 128, dropout: float = 0.0,
+                 activation: str = "relu"):
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError(f"SmallCNN needs images (channels, height, width), got input shape "
+                             f"{input_shape}; use data=digits_images")
+        in_channels, height, width = input_shape
+        pad = kernel_size // 2
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, channels, kernel_size, padding=pad), activation_layer(activation),
+            nn.Conv2d(channels, channels, kernel_size, padding=pad), activation_layer(activation),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(channels * (height // 2) * (width // 2), hidden_units),
+            activation_layer(activation),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_units, num_classes),
+        )
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,68 @@
+"""TensorBoard for one trial: scalars per report and an HParams session, written live.
+
+Each trial is one TensorBoard run (`<experiment>/tensorboard/<trial_id>`). Its session-start
+record goes out when the trial starts, so the HParams dashboard lists running trials too; the
+session-end record carries the final status. TensorBoard derives the experiment (hyperparameter
+and metric columns) from the runs.
+"""
+
+import math
+import time
+from typing import Any
+
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+STATUSES = {
+    "success": api_pb2.STATUS_SUCCESS,
+    "failure": api_pb2.STATUS_FAILURE,
+    "running": api_pb2.STATUS_RUNNING,
+}
+
+
+def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    data.version = metadata.PLUGIN_DATA_VERSION
+    meta = metadata.create_summary_metadata(data)
+    return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
+
+
+def session_start(hparams: dict[str, Any], group: str) -> Summary:
+    """The HParams session-start record: numbers as numbers, everything else as strings."""
+    info = plugin_data_pb2.SessionStartInfo(group_name=group, start_time_secs=time.time())
+    for name, value in hparams.items():
+        if isinstance(value, bool):
+            info.hparams[name].bool_value = value
+        elif isinstance(value, int | float):
+            info.hparams[name].number_value = float(value)
+        else:
+            info.hparams[name].string_value = str(value)
+    return _hparams_summary(metadata.SESSION_START_INFO_TAG,
+                            plugin_data_pb2.HParamsPluginData(session_start_info=info))
+
+
+def session_end(status: str) -> Summary:
+    """The HParams session-end record with `status` (success, failure, running)."""
+    info = plugin_data_pb2.SessionEndInfo(status=STATUSES[status], end_time_secs=time.time())
+    return _hparams_summary(metadata.SESSION_END_INFO_TAG,
+                            plugin_data_pb2.HParamsPluginData(session_end_info=info))
+
+
+class TrialBoard:
+    """The TensorBoard run of one trial."""
+
+    def __init__(self, logdir: str, hparams: dict[str, Any], group: str):
+        self.writer = SummaryWriter(log_dir=logdir, flush_secs=5)
+        self.writer.file_writer.add_summary(session_start(hparams, group))
+        self.writer.flush()
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """Write each finite number in `values` as a scalar at `step`."""
+        for name, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(name, value, step)
+
+    def close(self, status: str = "success") -> None:
+        """Write the session end and close the event file."""
+        self.writer.file_writer.add_summary(session_end(status))
+        self.writer.close()

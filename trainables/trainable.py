@@ -1,0 +1,162 @@
+"""TorchTrainable: the Ray Tune class trainable that wraps any torch classifier.
+
+One actor runs many trials in turn (`reset_config`), so torch is imported and the data set is
+turned into tensors once per actor, not once per trial. Each `step` trains
+`train.epochs_per_step` epochs and reports train_loss, val_loss, val_acc, test_acc, lr and epoch.
+"""
+
+import hashlib
+import json
+import math
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ray import tune
+
+from schedulers.space import tuned_values
+from trainables.data import SplitData
+from trainables.optim import build_optimizer
+from trainables.targets import build
+from trainables.tensorboard import TrialBoard
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def trial_seed(config: dict) -> int:
+    """A seed derived from the sweep's seed and the trial's tuned values: same config, same run."""
+    key = json.dumps({"seed": config["seed"], "tuned": tuned_values(config)}, sort_keys=True,
+                     default=str)
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def experiment_dir(config: dict) -> str:
+    """Where the experiment lives; the driver makes storage_path absolute before Ray sees it."""
+    return os.path.join(config["storage_path"], config["name"])
+
+
+def worst_value(mode: str) -> float:
+    """The value a diverged trial reports for the metric, so no search or scheduler prefers it."""
+    return -math.inf if mode == "max" else math.inf
+
+
+def _pick_device() -> torch.device:
+    # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it gave this actor, so cuda:0 is ours.
+    import ray
+
+    if ray.get_gpu_ids() and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+class TorchTrainable(tune.Trainable):
+    """Builds model, optimizer and data from the trial config; trains, reports, checkpoints."""
+
+    def setup(self, config: dict, data: SplitData):
+        self.device = _pick_device()
+        torch.set_num_threads(max(1, int(config["resources"]["cpu"])))
+        self.data = {
+            name: (torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device))
+            for name, x, y in (("train", data.x_train, data.y_train),
+                               ("val", data.x_val, data.y_val),
+                               ("test", data.x_test, data.y_test))
+        }
+        self.input_shape, self.num_classes = data.input_shape, data.num_classes
+        self.board: TrialBoard | None = None
+        self._start_trial(config)
+
+    def _start_trial(self, config: dict) -> None:
+        self.settings = config
+        seed = trial_seed(config)
+        torch.manual_seed(seed)
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.model = build(config["model"], input_shape=self.input_shape,
+                           num_classes=self.num_classes).to(self.device)
+        self.optimizer = build_optimizer(config["optim"], self.model.parameters())
+        self.epoch = 0
+        self.diverged = False
+        logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
+        self.board = TrialBoard(logdir, tuned_values(config), group=self.trial_id)
+
+    def reset_config(self, new_config: dict) -> bool:
+        """Start the next trial in this actor: new model, optimizer, seed and TensorBoard run."""
+        self._close_board()
+        self._start_trial(new_config)
+        return True
+
+    def step(self) -> dict[str, Any]:
+        train = self.settings["train"]
+        for _ in range(train["epochs_per_step"]):
+            train_loss = self._train_epoch(train["batch_size"])
+            self.epoch += 1
+            if not math.isfinite(train_loss):
+                break
+        val_loss, val_acc = self._evaluate("val")
+        _, test_acc = self._evaluate("test")
+        result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
+                  "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
+                  "epoch": self.epoch}
+        self.board.scalars(result, step=self.epoch)
+        self.diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        if self.diverged:
+            result[self.settings["metric"]] = worst_value(self.settings["mode"])
+        result["diverged"] = self.diverged
+        result["done"] = self.diverged or self.epoch >= train["max_epochs"]
+        return result
+
+    def _train_epoch(self, batch_size: int) -> float:
+        x, y = self.data["train"]
+        self.model.train()
+        order = torch.randperm(len(y), generator=self.shuffle).to(self.device)
+        total, batches = 0.0, 0
+        for start in range(0, len(y), batch_size):
+            batch = order[start:start + batch_size]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(self.model(x[batch]), y[batch])
+            loss.backward()
+            self.optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                return value  # diverged: more steps only spread the NaN
+            total, batches = total + value, batches + 1
+        return total / batches
+
+    @torch.no_grad()
+    def _evaluate(self, split: str) -> tuple[float, float]:
+        x, y = self.data[split]
+        self.model.eval()
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(dim=1) == y).float().mean().item()
+        return loss, accuracy
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": self.shuffle.get_state(),
+        }
+        # Write then rename, so a crash mid-write never leaves a half checkpoint to load.
+        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location=self.device,
+                           weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = state["epoch"]
+        torch.set_rng_state(state["torch_rng"])
+        self.shuffle.set_state(state["shuffle_rng"])
+
+    def _close_board(self) -> None:
+        if self.board is not None:
+            self.board.close("failure" if self.diverged else "success")
+            self.board = None
+
+    def cleanup(self) -> None:
+        self._close_board()
