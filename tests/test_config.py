@@ -1,0 +1,143 @@
+"""The real conf/ tree: every preset and every group option composes, validates and builds."""
+
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+from hypersweep.config import validate
+from hypersweep.errors import ConfigError
+from launch import sweep
+from tests.conftest import CONF, run_launch
+from trainables.targets import build
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = [(group.name, option.stem) for group in sorted(CONF.iterdir()) if group.is_dir()
+                 and group.name != "experiment" for option in sorted(group.glob("*.yaml"))]
+
+
+def test_the_shipped_presets_are_there():
+    assert {"digits_mlp", "digits_mlp_random", "digits_cnn", "smoke"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_validates_and_builds_its_model(compose_config, name):
+    config = compose_config(f"experiment={name}")
+    assert config["name"], "every preset names its experiment"
+    dims = validate(config)
+    assert dims
+    data = build(config["data"], seed=config["seed"])
+    model = build(config["model"], input_shape=data.input_shape, num_classes=data.num_classes)
+    logits = model(torch.as_tensor(data.x_val[:5]))
+    assert logits.shape == (5, data.num_classes)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_group_option_composes_and_validates(compose_config, group, option):
+    # The CNN needs images; pair each model with the data it takes.
+    extra = ["data=digits_images"] if (group, option) == ("model", "cnn") else []
+    extra += ["model=cnn"] if (group, option) == ("data", "digits_images") else []
+    if (group, option) == ("search", "grid"):
+        extra += ["~space.optim.lr", "+space.optim.lr={type:choice,values:[0.001,0.01]}"]
+    config = compose_config(f"{group}={option}", *extra)
+    validate(config)
+
+
+def test_the_default_experiment_is_the_classic_mlp_sweep(compose_config):
+    config = compose_config()
+    assert config["name"] == "digits_mlp"
+    assert (config["search"]["name"], config["scheduler"]["name"]) == ("hyperopt", "asha")
+    assert config["num_samples"] >= 32
+    space = config["space"]
+    assert space["optim"]["lr"] == {"type": "loguniform", "low": 1e-4, "high": 0.1, "kind": "training"}
+    assert space["train"]["batch_size"]["values"] == [16, 32, 64, 128]
+    assert space["model"]["hidden_layers"]["values"] == [1, 2, 3, 4]
+    assert space["model"]["hidden_units"]["values"] == [64, 128, 256, 512]
+    assert space["model"]["dropout"]["values"] == [0.0, 0.2, 0.3, 0.5]
+    assert space["optim"]["name"]["values"] == ["adam", "sgd", "rmsprop"]
+    assert space["model"]["activation"]["values"] == ["relu", "gelu", "tanh"]
+
+
+def test_the_reference_preset_is_random_search_without_early_stopping(compose_config):
+    config = compose_config("experiment=digits_mlp_random")
+    assert (config["search"]["name"], config["scheduler"]["name"]) == ("random", "fifo")
+    assert config["space"] == compose_config()["space"]
+
+
+def test_space_overrides_change_remove_and_add_dimensions(compose_config):
+    config = compose_config(
+        "space.optim.lr.high=0.01",
+        "space.model.activation.values=[relu,gelu]",
+        "~space.model.dropout",
+        "+space.optim.weight_decay={type:loguniform,low:1e-6,high:1e-2,kind:regularization}",
+        "optim.weight_decay=1e-4",
+    )
+    dims = {d.path: d for d in validate(config)}
+    assert dims["optim.lr"].high == 0.01
+    assert dims["model.activation"].values == ("relu", "gelu")
+    assert "model.dropout" not in dims
+    assert dims["optim.weight_decay"].kind == "regularization"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["space.optim.lr.low=0.5"], "space.optim.lr: low (0.5) must be below high (0.1)"),
+        (["space.optim.lr.low=0"], "space.optim.lr.low: a log scale needs low > 0"),
+        (["space.model.activation.values=[]"], "space.model.activation.values: needs a non-empty list"),
+        (["+space.model.depth={type:choice,values:[1,2]}"], "space.model.depth: 'model.depth' is not in"),
+        (["num_samples=0"], "num_samples: needs a whole number >= 1, got 0"),
+        (["metric=accuracy"], "metric: needs one of val_acc, val_loss, train_loss"),
+        (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),
+        (["search=grid"], "space.optim.lr: search=grid needs discrete dimensions"),
+        (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net'"),
+        (["train.epochs_per_step=30"], "train.epochs_per_step: 30 is more than train.max_epochs (20)"),
+        (["name=???"], "name: no value given (???)"),
+        (["+space.data.val_fraction={type:uniform,low:0.1,high:0.3}"],
+         "space.data.val_fraction: data settings are loaded once per experiment"),
+    ],
+)
+def test_bad_configs_fail_in_one_line_before_ray_starts(compose_config, overrides, message):
+    if overrides == ["name=???"]:
+        with pytest.raises(ConfigError, match=r"name: no value given"):
+            compose_config(*overrides)
+        return
+    config = compose_config(*overrides)
+    with pytest.raises(ConfigError) as raised:
+        sweep(config)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert not ray.is_initialized()
+
+
+def test_launch_reports_a_bad_spec_as_one_line_and_exit_code_2(tmp_path: Path):
+    done = run_launch("experiment=smoke", "space.optim.lr.low=1", f"storage_path={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: space.optim.lr: low (1) must be below high (0.1); swap or fix them")
+    assert "ray" not in done.stdout.lower()
+    assert not (tmp_path / "smoke" / "sweep.json").exists()
+
+
+def test_hydra_rejects_an_unknown_key_without_running(tmp_path: Path):
+    done = run_launch("experiment=smoke", "optim.lrr=0.1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Could not override 'optim.lrr'" in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_lists_the_config_groups_and_their_options(tmp_path: Path):
+    done = run_launch("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    for group, option in [("experiment", "digits_cnn"), ("model", "cnn"), ("search", "hyperopt"),
+                          ("scheduler", "asha"), ("cluster", "local")]:
+        assert f"{group}: " in done.stdout and option in done.stdout
+
+
+def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path):
+    done = run_launch("--cfg", "job", "experiment=digits_cnn", "num_samples=7", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "_target_: trainables.models.SmallCNN" in done.stdout
+    assert "num_samples: 7" in done.stdout
+    assert not any(tmp_path.iterdir())
