@@ -49,7 +49,11 @@ def sweep(config: dict) -> int:
     return 0 if best is not None else 1
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+# An absolute path, so the installed `hypersweep` console script finds conf/ from any directory.
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     """Run one sweep per Hydra job; a config problem ends it with one line and exit code 2."""
     try:

@@ -54,7 +54,7 @@ def test_grid_becomes_grid_search_and_choices_can_be_gridded():
         ({"type": "normal", "low": 0, "high": 1}, 0.5, "space.optim.x.type: unknown type 'normal'"),
         ({"type": "uniform", "low": 0, "hi": 1}, 0.5, "space.optim.x: unknown field(s) hi"),
         ({"type": "uniform", "low": "a", "high": 1}, 0.5, "space.optim.x.low: needs a finite number"),
-        ({"type": "choice", "values": [1, 2], "kind": "magic"}, 1, "space.optim.x.kind: 'magic' is not a kind"),
+        ({"type": "choice", "values": [1, 2], "kind": "magic"}, 1, "x.kind: 'magic' is not a kind"),
         ({"type": "choice", "values": [1, 2]}, 3, "the default optim.x=3 is outside choice [1, 2]"),
         ({"type": "uniform", "low": 0, "high": 1}, 2.0, "the default optim.x=2.0 is outside uniform 0..1"),
         (3, 3, "space.optim.x: expected a spec"),

@@ -57,7 +57,8 @@ class TorchTrainable(tune.Trainable):
         self.device = _pick_device()
         torch.set_num_threads(max(1, int(config["resources"]["cpu"])))
         self.data = {
-            name: (torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device))
+            # Copies: the object store's arrays are read-only, and torch wants writable memory.
+            name: (torch.tensor(x, device=self.device), torch.tensor(y, device=self.device))
             for name, x, y in (("train", data.x_train, data.y_train),
                                ("val", data.x_val, data.y_val),
                                ("test", data.x_test, data.y_test))
@@ -69,10 +70,12 @@ class TorchTrainable(tune.Trainable):
     def _start_trial(self, config: dict) -> None:
         self.settings = config
         seed = trial_seed(config)
-        torch.manual_seed(seed)
         self.shuffle = torch.Generator().manual_seed(seed)
-        self.model = build(config["model"], input_shape=self.input_shape,
-                           num_classes=self.num_classes).to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = build(config["model"], input_shape=self.input_shape,
+                               num_classes=self.num_classes).to(self.device)
+            self.rng_state = torch.get_rng_state()
         self.optimizer = build_optimizer(config["optim"], self.model.parameters())
         self.epoch = 0
         self.diverged = False
@@ -87,11 +90,16 @@ class TorchTrainable(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         train = self.settings["train"]
-        for _ in range(train["epochs_per_step"]):
-            train_loss = self._train_epoch(train["batch_size"])
-            self.epoch += 1
-            if not math.isfinite(train_loss):
-                break
+        # Dropout draws from torch's global generator: keep this trial's own state, so that its
+        # curve depends on nothing else that ran in the same process.
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+            for _ in range(train["epochs_per_step"]):
+                train_loss = self._train_epoch(train["batch_size"])
+                self.epoch += 1
+                if not math.isfinite(train_loss):
+                    break
+            self.rng_state = torch.get_rng_state()
         val_loss, val_acc = self._evaluate("val")
         _, test_acc = self._evaluate("test")
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
@@ -136,7 +144,7 @@ class TorchTrainable(tune.Trainable):
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": self.rng_state,
             "shuffle_rng": self.shuffle.get_state(),
         }
         # Write then rename, so a crash mid-write never leaves a half checkpoint to load.
@@ -150,7 +158,7 @@ class TorchTrainable(tune.Trainable):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = state["epoch"]
-        torch.set_rng_state(state["torch_rng"])
+        self.rng_state = state["torch_rng"]
         self.shuffle.set_state(state["shuffle_rng"])
 
     def _close_board(self) -> None:

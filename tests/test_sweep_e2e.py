@@ -1,0 +1,130 @@
+"""End to end through launch.py as a subprocess: a real embedded Ray, real torch, real files."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata
+
+from tests.conftest import run_launch
+
+SMOKE = ("experiment=smoke",)
+TUNED = {"optim.lr", "optim.name", "train.batch_size", "model.hidden_layers", "model.hidden_units",
+         "model.dropout", "model.activation"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke sweep, shared by the tests that inspect what it printed and wrote."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    done = run_launch(*SMOKE, cwd=workdir)
+    return done, workdir / "runs" / "smoke"
+
+
+def _summary(experiment: Path) -> dict:
+    return json.loads((experiment / "summary.json").read_text())
+
+
+def test_the_sweep_succeeds_and_prints_its_plan_and_outcome(smoke):
+    done, experiment = smoke
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "trials:    6; the first runs the config's own defaults" in out
+    assert "discrete part 2,304 combinations; 1 continuous (optim.lr)" in out
+    assert "search:    hyperopt TPE" in out
+    assert "scheduler: asha (reduction factor 2; rungs at epochs 1, 2, 4" in out
+    assert re.search(r"best trial \w+: val_acc 0\.\d{4} after \d epochs", out)
+    assert re.search(r"baseline \(defaults\) trial \w+: val_acc 0\.\d{4}; tuning gained [+-]0\.\d{4}", out)
+    assert re.search(r"test accuracy 0\.\d{4} \(held-out split", out)
+    assert re.search(r"trials: 6 = \d finished, \d stopped early, 0 diverged, 0 failed", out)
+    assert f"tensorboard --logdir {experiment}/tensorboard" in out
+    assert len(re.findall(r"^\[\d/6\] ", out, flags=re.M)) == 6, "one progress line per trial"
+
+
+def test_the_summary_has_every_trial_the_baseline_and_a_best_inside_the_space(smoke, compose_config):
+    _, experiment = smoke
+    summary = _summary(experiment)
+    trials = summary["trials"]
+    assert len(trials) == 6 and len({t["trial_id"] for t in trials}) == 6
+    assert all(t["status"] in ("finished", "stopped early") for t in trials)
+    config = compose_config(*SMOKE)
+    defaults = {"optim.lr": 0.001, "optim.name": "adam", "train.batch_size": 64,
+                "model.hidden_layers": 2, "model.hidden_units": 128, "model.dropout": 0.2,
+                "model.activation": "relu"}
+    assert summary["baseline"]["tuned"] == defaults
+    best = summary["best"]
+    assert best["metric"] == max(t["metric"] for t in trials)
+    assert best["metric"] >= summary["baseline"]["metric"]
+    space = config["space"]
+    assert space["optim"]["lr"]["low"] <= best["tuned"]["optim.lr"] <= space["optim"]["lr"]["high"]
+    assert best["tuned"]["model.activation"] in space["model"]["activation"]["values"]
+    assert best["tuned"]["train.batch_size"] in space["train"]["batch_size"]["values"]
+    assert 0.0 < best["test_acc"] <= 1.0
+
+
+def test_tensorboard_holds_every_trials_scalars_and_hparams(smoke):
+    _, experiment = smoke
+    runs = sorted((experiment / "tensorboard").iterdir())
+    assert {run.name for run in runs} == {t["trial_id"] for t in _summary(experiment)["trials"]}
+    for run in runs:
+        events = EventAccumulator(str(run))
+        events.Reload()
+        assert {"train_loss", "val_loss", "val_acc", "lr"} <= set(events.Tags()["scalars"])
+        content = events.PluginTagToContent(metadata.PLUGIN_NAME)
+        start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+        assert set(start.hparams) == TUNED
+        assert start.hparams["optim.lr"].WhichOneof("kind") == "number_value"
+        assert start.hparams["train.batch_size"].WhichOneof("kind") == "number_value"
+        assert start.hparams["model.activation"].WhichOneof("kind") == "string_value"
+        assert metadata.SESSION_END_INFO_TAG in content
+
+
+def test_the_composed_hydra_config_is_saved_beside_the_experiment(smoke):
+    _, experiment = smoke
+    saved = list((experiment / "hydra").glob("*/.hydra/config.yaml"))
+    assert len(saved) == 1 and "name: smoke" in saved[0].read_text()
+    assert json.loads((experiment / "sweep.json").read_text())["num_samples"] == 6
+
+
+def test_rerunning_a_finished_sweep_runs_nothing_and_prints_the_result(smoke):
+    _, experiment = smoke
+    before = _summary(experiment)
+    done = run_launch(*SMOKE, cwd=experiment.parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming the unfinished sweep" in done.stdout
+    assert not re.search(r"^\[\d/6\] ", done.stdout, flags=re.M), "no trial ran again"
+    after = _summary(experiment)
+    assert [t["trial_id"] for t in after["trials"]] == [t["trial_id"] for t in before["trials"]]
+    assert after["best"] == before["best"]
+
+
+def test_a_different_sweep_never_overwrites_an_experiment(smoke):
+    _, experiment = smoke
+    saved = (experiment / "sweep.json").read_text()
+    done = run_launch(*SMOKE, "num_samples=3", cwd=experiment.parent.parent)
+    assert done.returncode == 2
+    assert "holds a sweep with other settings (num_samples: 6 -> 3)" in done.stderr
+    assert (experiment / "sweep.json").read_text() == saved
+
+
+def test_multirun_makes_one_experiment_per_hydra_job(tmp_path):
+    done = run_launch("-m", *SMOKE, "scheduler=asha,fifo", "num_samples=2", "train.max_epochs=2",
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = sorted((tmp_path / "runs" / "smoke").glob("*/summary.json"))
+    assert [path.parent.name.split(",")[2] for path in summaries] == ["scheduler=asha", "scheduler=fifo"]
+    for path in summaries:
+        assert len(json.loads(path.read_text())["trials"]) == 2
+
+
+def test_the_console_script_runs_launch(tmp_path):
+    script = Path(sys.executable).parent / "hypersweep"
+    assert script.exists(), "pip install -e . installs the hypersweep console script"
+    done = subprocess.run([str(script), "--cfg", "job", *SMOKE], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "name: smoke" in done.stdout
