@@ -7,6 +7,7 @@
 """
 
 import os
+import signal
 import sys
 
 import hydra
@@ -16,6 +17,14 @@ from omegaconf import DictConfig
 
 from hypersweep.config import to_plain, validate
 from hypersweep.errors import HypersweepError
+
+EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
+
+
+def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
+    # Ray Tune stops gracefully and saves its state on SIGINT; give SIGTERM (a scheduler or
+    # `kill`) the same clean stop.
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _place_experiment(config: dict) -> None:
@@ -27,25 +36,36 @@ def _place_experiment(config: dict) -> None:
         config["name"] = hydra_config.job.override_dirname or str(hydra_config.job.num)
 
 
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def sweep(config: dict) -> int:
     """Validate a plain config, run its sweep and print the outcome; returns the exit code."""
     dims = validate(config)
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
     from hypersweep import experiment
     from hypersweep.cluster import connect
+    from hypersweep.resume import resume_command, should_resume
     from hypersweep.summary import outcome_text, plan_text
 
-    resume = experiment.check_resumable(config)
+    resume = should_resume(config)
     print(plan_text(config, dims), flush=True)
     if resume:
-        print(f"resuming the unfinished sweep in {config['storage_path']}/{config['name']}",
-              flush=True)
+        print(f"resuming the sweep in {config['storage_path']}/{config['name']}", flush=True)
     with connect(config["cluster"]):
-        records = experiment.run(config, dims, resume)
+        # After ray.init, which installs a SIGTERM handler of its own that just exits.
+        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+        outcome = experiment.run(config, dims, resume)
+    records = outcome.records
     best = experiment.best_record(records, config["mode"])
     baseline = experiment.baseline_record(records, config, dims)
     experiment.save_summary(config, records, best, baseline)
     print(outcome_text(config, records, best, baseline), flush=True)
+    if outcome.interrupted:
+        print(f"interrupted; the state is saved. Resume with: {resume_command(_overrides())}",
+              flush=True)
+        return EXIT_INTERRUPTED
     return 0 if best is not None else 1
 
 

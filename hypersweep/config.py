@@ -13,6 +13,8 @@ from schedulers.space import Dimension, iter_specs, parse_space
 from schedulers.trial_schedulers import check_scheduler
 from trainables.targets import import_target
 
+RESUME_MODES = ("auto", "never", "overwrite")
+FAILED_MODES = ("skip", "retry", "restart")
 # What TorchTrainable reports each step, so what a sweep can optimize.
 REPORTED_METRICS = ("val_acc", "val_loss", "train_loss")
 
@@ -58,6 +60,11 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("max_concurrent", lambda v: _is_int(v, 0), "a whole number >= 0 (0: no limit)"),
     ("checkpoint.frequency", lambda v: _is_int(v, 0), "a whole number >= 0 (0: only at the end)"),
     ("checkpoint.num_to_keep", lambda v: _is_int(v, 1), "a whole number >= 1"),
+    ("resume", lambda v: v in RESUME_MODES, f"one of {', '.join(RESUME_MODES)}"),
+    ("resume_failed", lambda v: v in FAILED_MODES, f"one of {', '.join(FAILED_MODES)}"),
+    ("max_failures", lambda v: _is_int(v, 0), "a whole number >= 0 (retries of a failing trial)"),
+    ("snapshot_seconds", lambda v: _is_number(v, 0, strict=True), "a number of seconds > 0"),
+    ("allow_version_change", lambda v: isinstance(v, bool), "true or false"),
 ]
 
 

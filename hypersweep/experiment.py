@@ -1,12 +1,11 @@
 """Build (or restore) the Ray Tune experiment from a validated config, and run it."""
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hypersweep.errors import ExperimentError
+from hypersweep.resume import record_start, write_json
 from schedulers.searchers import build_search
 from schedulers.space import (
     Dimension,
@@ -19,10 +18,7 @@ from schedulers.trial_schedulers import build_scheduler
 from trainables.targets import build
 from trainables.trainable import TorchTrainable, experiment_dir
 
-SWEEP_FILE = "sweep.json"  # the plain config the experiment was started with
 SUMMARY_FILE = "summary.json"
-# Keys that may change between the run that starts a sweep and the one that resumes it.
-RESUMABLE_CHANGES = ("cluster", "storage_path")
 
 
 @dataclass
@@ -30,12 +26,13 @@ class TrialRecord:
     """One trial as the summary and the report see it: plain values only."""
 
     trial_id: str
-    status: str  # finished | stopped early | diverged | failed
+    status: str  # finished | stopped early | diverged | failed | unfinished
     metric: float | None
     epochs: int
     test_acc: float | None
     tuned: dict[str, Any]
     error: str | None
+    failures: int  # times it raised; each retry went on from its last checkpoint
     path: str
 
 
@@ -46,53 +43,16 @@ def planned_trials(config: dict, dims: list[Dimension]) -> int:
     return config["num_samples"]
 
 
-def _comparable(config: dict) -> dict:
-    return {key: value for key, value in config.items() if key not in RESUMABLE_CHANGES}
+@dataclass
+class Outcome:
+    """What a run of the sweep left: a record per trial, and whether it was cut short."""
+
+    records: list[TrialRecord]
+    interrupted: bool
 
 
-def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} -> {b!r}"
-    return None
-
-
-def check_resumable(config: dict) -> bool:
-    """True when the experiment directory holds this same sweep (resume it); False when new.
-
-    Raises ExperimentError when it holds a different sweep, which must never be overwritten.
-    """
-    from ray.tune import Tuner
-
-    path = experiment_dir(config)
-    saved = os.path.join(path, SWEEP_FILE)
-    if not os.path.exists(saved):
-        return False
-    with open(saved) as handle:
-        difference = _first_difference(_comparable(json.load(handle)), _comparable(config))
-    if difference:
-        raise ExperimentError(f"name: {path} holds a sweep with other settings ({difference}); "
-                              f"choose a new name=... or delete that directory")
-    if not Tuner.can_restore(path):
-        raise ExperimentError(f"name: {path} has {SWEEP_FILE} but no Ray Tune state to resume; "
-                              f"choose a new name=... or delete that directory")
-    return True
-
-
-def _write_json(path: str, data: Any) -> None:
-    # Write then rename: a crash never leaves a half-written file behind.
-    with open(path + ".tmp", "w") as handle:
-        json.dump(data, handle, indent=2, default=str)
-    os.replace(path + ".tmp", path)
-
-
-def run(config: dict, dims: list[Dimension], resume: bool) -> list[TrialRecord]:
-    """Run the sweep (or resume it) and return a record per trial."""
+def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
+    """Run the sweep (or resume it) until it ends or is interrupted (Ctrl-C, SIGTERM)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -104,6 +64,9 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> list[TrialRecord]:
     # Every trial checkpoints at its end, which forces a state snapshot: that is what makes a
     # resume lose nothing, so Ray's "snapshotting may become a bottleneck" warning is expected.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray snapshots the experiment every 10 s or more by default; a driver killed in between
+    # would run the trials that ended meanwhile again. A snapshot of a sweep this size is cheap.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(config["snapshot_seconds"]))
     data = build(config["data"], seed=config["seed"])
     trainable = tune.with_resources(
         tune.with_parameters(TorchTrainable, data=data),
@@ -111,11 +74,12 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> list[TrialRecord]:
     )
     path = experiment_dir(config)
     if resume:
+        failed = config["resume_failed"]
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False)
+                                   resume_errored=failed == "retry",
+                                   restart_errored=failed == "restart")
     else:
-        os.makedirs(path, exist_ok=True)
-        _write_json(os.path.join(path, SWEEP_FILE), config)
+        record_start(config)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(config, dims, as_grid=config["search"]["name"] == "grid"),
@@ -138,14 +102,20 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> list[TrialRecord]:
                     checkpoint_frequency=config["checkpoint"]["frequency"],
                     checkpoint_at_end=True,
                 ),
+                failure_config=tune.FailureConfig(max_failures=config["max_failures"]),
                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                            TrialLines(config, total=planned_trials(config, dims))],
                 verbose=0,
             ),
         )
-    results = tuner.fit()
-    records = [_record(result, config) for result in results]
-    return sorted(records, key=lambda record: record.trial_id)
+    tuner.fit()
+    # Records come from the experiment's own snapshot: statuses as they were when the run ended
+    # (Ray marks trials it stopped on an interrupt as terminated), and every trial's own config
+    # even when it failed before reporting.
+    trials = tune.ExperimentAnalysis(path).trials
+    records = sorted((_record(trial, config) for trial in trials), key=lambda r: r.trial_id)
+    unfinished = any(record.status == "unfinished" for record in records)
+    return Outcome(records, interrupted=unfinished or len(records) < planned_trials(config, dims))
 
 
 def _trial_name(trial: Any) -> str:
@@ -153,30 +123,39 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _record(result: Any, config: dict) -> TrialRecord:
-    metrics = result.metrics or {}
-    trial_config = result.config or {}
+def _error_line(trial: Any) -> str:
+    """The exception line of a failed trial's traceback (error.txt), or its status."""
+    path = trial.error_file
+    if path and os.path.exists(path):
+        lines = [line for line in open(path).read().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()
+    return "failed without an error file"
+
+
+def _record(trial: Any, config: dict) -> TrialRecord:
+    metrics = trial.last_result or {}
     epochs = int(metrics.get("epoch", 0))
-    if result.error is not None:
+    if trial.status == "ERROR":
         status = "failed"
     elif metrics.get("diverged"):
         status = "diverged"
     elif epochs >= config["train"]["max_epochs"]:
         status = "finished"
+    elif trial.status != "TERMINATED":
+        status = "unfinished"
     else:
         status = "stopped early"
-    metric = metrics.get(config["metric"])
-    # The traceback's last line is the exception itself: the part worth a line in the summary.
-    error = str(result.error).strip().splitlines()[-1] if result.error is not None else None
     return TrialRecord(
-        trial_id=metrics.get("trial_id") or os.path.basename(result.path).split("_", 1)[-1],
+        trial_id=trial.trial_id,
         status=status,
-        metric=metric if status != "diverged" else None,
+        metric=metrics.get(config["metric"]) if status != "diverged" else None,
         epochs=epochs,
         test_acc=metrics.get("test_acc"),
-        tuned=tuned_values(trial_config) if trial_config else {},
-        error=error,
-        path=result.path,
+        tuned=tuned_values(trial.config),
+        error=_error_line(trial) if status == "failed" else None,
+        failures=trial.num_failures,
+        path=trial.path,
     )
 
 
@@ -202,7 +181,7 @@ def save_summary(config: dict, records: list[TrialRecord], best: TrialRecord | N
                  baseline: TrialRecord | None) -> str:
     """Write summary.json into the experiment directory and return its path."""
     path = os.path.join(experiment_dir(config), SUMMARY_FILE)
-    _write_json(path, {
+    write_json(path, {
         "metric": config["metric"],
         "mode": config["mode"],
         "best": asdict(best) if best else None,

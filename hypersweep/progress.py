@@ -14,8 +14,11 @@ class TrialLines(Callback):
         self.metric, self.mode = config["metric"], config["mode"]
         self.max_epochs = config["train"]["max_epochs"]
         self.total = total
-        self.ended = 0
         self.best: float | None = None
+        self.started = time.monotonic()
+
+    def setup(self, **info: Any) -> None:
+        # Ray restores callbacks with the experiment: a resumed run starts its clock afresh.
         self.started = time.monotonic()
 
     def _better(self, value: float) -> bool:
@@ -23,24 +26,25 @@ class TrialLines(Callback):
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
-    def _print(self, trial: Any, status: str, value: float | None) -> None:
-        self.ended += 1
+    def _print(self, trial: Any, status: str, value: float | None, trials: list) -> None:
+        # Counted from the trials, not kept: a resumed sweep starts with some already ended.
+        ended = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
         if value is not None and math.isfinite(value) and self._better(value):
             self.best = value
         shown = f"{self.metric} {value:.4f}" if value is not None and math.isfinite(value) else ""
         best = f"best {self.best:.4f}" if self.best is not None else "no best yet"
         elapsed = time.monotonic() - self.started
-        print(f"[{self.ended}/{self.total}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
+        print(f"[{ended}/{self.total}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
               f"{elapsed:.0f}s", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         if result.get("diverged"):
-            self._print(trial, "diverged", None)
+            self._print(trial, "diverged", None, trials)
             return
         epochs = result.get("epoch", 0)
         status = "finished" if epochs >= self.max_epochs else f"stopped@{epochs}"
-        self._print(trial, status, result.get(self.metric))
+        self._print(trial, status, result.get(self.metric), trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(trial, "failed", None)
+        self._print(trial, "failed", None, trials)

@@ -7,7 +7,7 @@ from schedulers.space import Dimension, discrete_combinations
 from schedulers.trial_schedulers import describe_scheduler
 from trainables.trainable import experiment_dir
 
-STATUS_ORDER = ("finished", "stopped early", "diverged", "failed")
+STATUS_ORDER = ("finished", "stopped early", "diverged", "failed", "unfinished")
 
 
 def _search_line(config: dict) -> str:
@@ -58,7 +58,7 @@ def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | N
     """The lines printed when the sweep ends: the best trial against the baseline, and where."""
     metric = config["metric"]
     counts = Counter(record.status for record in records)
-    count_text = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER)
+    count_text = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if s != "unfinished" or counts[s])
     lines = [f"trials: {len(records)} = {count_text}"]
     if best is None:
         lines.append(f"no trial produced a finite {metric}")

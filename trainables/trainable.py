@@ -65,30 +65,42 @@ class TorchTrainable(tune.Trainable):
         }
         self.input_shape, self.num_classes = data.input_shape, data.num_classes
         self.board: TrialBoard | None = None
+        self.build_error: Exception | None = None
         self._start_trial(config)
 
     def _start_trial(self, config: dict) -> None:
-        self.settings = config
         seed = trial_seed(config)
-        self.shuffle = torch.Generator().manual_seed(seed)
+        # Build everything before touching self, so a config that fails leaves no half state.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model = build(config["model"], input_shape=self.input_shape,
-                               num_classes=self.num_classes).to(self.device)
-            self.rng_state = torch.get_rng_state()
-        self.optimizer = build_optimizer(config["optim"], self.model.parameters())
+            model = build(config["model"], input_shape=self.input_shape,
+                          num_classes=self.num_classes).to(self.device)
+            rng_state = torch.get_rng_state()
+        optimizer = build_optimizer(config["optim"], model.parameters())
+        self.settings, self.model, self.optimizer = config, model, optimizer
+        self.rng_state, self.shuffle = rng_state, torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.diverged = False
         logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
         self.board = TrialBoard(logdir, tuned_values(config), group=self.trial_id)
 
     def reset_config(self, new_config: dict) -> bool:
-        """Start the next trial in this actor: new model, optimizer, seed and TensorBoard run."""
+        """Start the next trial in this actor: new model, optimizer, seed and TensorBoard run.
+
+        A config that fails to build raises at the trial's first step, not here: Ray files an
+        error in reset_config under the actor's previous trial and config.
+        """
         self._close_board()
-        self._start_trial(new_config)
+        self.build_error = None
+        try:
+            self._start_trial(new_config)
+        except Exception as err:
+            self.build_error = err
         return True
 
     def step(self) -> dict[str, Any]:
+        if self.build_error is not None:
+            raise self.build_error
         train = self.settings["train"]
         # Dropout draws from torch's global generator: keep this trial's own state, so that its
         # curve depends on nothing else that ran in the same process.

@@ -1,0 +1,126 @@
+"""Deciding whether a launch starts a sweep or resumes one, and keeping what was there safe.
+
+An experiment directory holds `sweep.json` (the plain config it started with) and
+`versions.json` (the versions it ran under). A launch whose config matches resumes it; anything
+else is refused unless the user asks (`resume=overwrite` moves the old files aside, never deletes).
+"""
+
+import json
+import os
+import platform
+import shlex
+import time
+
+from hypersweep import __version__
+from hypersweep.errors import ExperimentError
+from trainables.trainable import experiment_dir
+
+SWEEP_FILE = "sweep.json"
+VERSIONS_FILE = "versions.json"
+# Keys that may change between the launch that starts a sweep and the one that resumes it.
+RESUMABLE_CHANGES = ("cluster", "storage_path", "resume", "resume_failed", "allow_version_change")
+
+
+def current_versions() -> dict[str, str]:
+    """The versions that decide whether Ray's saved experiment state can be read back."""
+    import ray
+    import torch
+
+    return {"hypersweep": __version__, "ray": ray.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def write_json(path: str, data: object) -> None:
+    """Write JSON atomically: a crash never leaves a half-written file behind."""
+    with open(path + ".tmp", "w") as handle:
+        json.dump(data, handle, indent=2, default=str)
+    os.replace(path + ".tmp", path)
+
+
+def record_start(config: dict) -> None:
+    """Save the config and versions of a new sweep into its experiment directory."""
+    path = experiment_dir(config)
+    os.makedirs(path, exist_ok=True)
+    write_json(os.path.join(path, SWEEP_FILE), config)
+    write_json(os.path.join(path, VERSIONS_FILE), current_versions())
+
+
+def _comparable(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key not in RESUMABLE_CHANGES}
+
+
+def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a!r} -> {b!r}"
+    return None
+
+
+def _move_aside(path: str) -> str:
+    """Move a sweep's files into <path>/replaced-<time>/, keeping Hydra's launch records."""
+    aside = os.path.join(path, time.strftime("replaced-%Y-%m-%d_%H-%M-%S"))
+    os.makedirs(aside)
+    for entry in os.listdir(path):
+        if entry != "hydra" and not entry.startswith("replaced-"):
+            os.replace(os.path.join(path, entry), os.path.join(aside, entry))
+    return aside
+
+
+def _check_versions(path: str, config: dict) -> None:
+    saved_path = os.path.join(path, VERSIONS_FILE)
+    if config.get("allow_version_change") or not os.path.exists(saved_path):
+        return
+    with open(saved_path) as handle:
+        saved = json.load(handle)
+    now = current_versions()
+    for package in ("ray", "python"):
+        if _minor(saved[package]) != _minor(now[package]):
+            raise ExperimentError(
+                f"resume: {path} was started under {package} {saved[package]} and this is "
+                f"{now[package]}; Ray's saved state does not load across {package} versions. "
+                f"Resume with {package} {_minor(saved[package])}, or force it with "
+                f"allow_version_change=true")
+
+
+def should_resume(config: dict) -> bool:
+    """True to resume the sweep in the experiment directory, False to start a new one.
+
+    Raises ExperimentError when the directory holds a sweep this launch must not touch.
+    """
+    from ray.tune import Tuner
+
+    mode = config["resume"]
+    path = experiment_dir(config)
+    saved = os.path.join(path, SWEEP_FILE)
+    if not os.path.exists(saved):
+        return False
+    if mode == "overwrite":
+        print(f"resume=overwrite: moved the previous sweep to {_move_aside(path)}", flush=True)
+        return False
+    if mode == "never":
+        raise ExperimentError(f"name: {path} already holds a sweep and resume=never; choose a new "
+                              f"name=..., or resume=overwrite to move it aside")
+    with open(saved) as handle:
+        difference = _first_difference(_comparable(json.load(handle)), _comparable(config))
+    if difference:
+        raise ExperimentError(f"name: {path} holds a sweep with other settings ({difference}); "
+                              f"choose a new name=..., or resume=overwrite to move it aside")
+    if not Tuner.can_restore(path):
+        raise ExperimentError(f"name: {path} has {SWEEP_FILE} but no Ray Tune state to resume; "
+                              f"resume=overwrite moves it aside and starts again")
+    _check_versions(path, config)
+    return True
+
+
+def resume_command(overrides: list[str]) -> str:
+    """The command line that resumes this sweep: the same launch, the same overrides."""
+    return " ".join(["python launch.py", *(shlex.quote(o) for o in overrides)])

@@ -1,0 +1,210 @@
+"""Resume and fault tolerance with real processes and real signals."""
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, run_launch
+
+SWEEP = ("experiment=smoke", "num_samples=10", "train.max_epochs=6", "seed=3")
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (\w+) (\S+)\s+(?:val_acc (\S+))?", re.M)
+
+
+def _summary(experiment: Path) -> dict:
+    return json.loads((experiment / "summary.json").read_text())
+
+
+def _iterations(experiment: Path, trial_id: str) -> list[int]:
+    rows = (experiment / f"trial_{trial_id}" / "result.json").read_text().splitlines()
+    return [json.loads(row)["training_iteration"] for row in rows]
+
+
+def _session_pids(driver_pid: int) -> list[int]:
+    """Processes of the Ray session this driver started (its name ends with the driver's pid)."""
+    marker = re.compile(rf"session_[\d_-]+_{driver_pid}\b".encode())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.search((entry / "cmdline").read_bytes()):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _stop_session(driver_pid: int, timeout: float = 30) -> None:
+    """After a driver was killed, end what is left of the Ray session it started."""
+    deadline = time.monotonic() + timeout
+    while _session_pids(driver_pid) and time.monotonic() < deadline:
+        time.sleep(1)
+    for pid in _session_pids(driver_pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _start(cwd: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until_progress(process: subprocess.Popen, lines_wanted: int) -> list[str]:
+    """Read the driver's output until it printed `lines_wanted` progress lines (or ended)."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if sum(bool(PROGRESS.match(x)) for x in seen) >= lines_wanted:
+            break
+    return seen
+
+
+def _ended_trials(output: str) -> dict[str, str]:
+    return {m.group(3): m.group(4) for m in PROGRESS.finditer(output)}
+
+
+def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(tmp_path):
+    rng = random.Random(7)
+    ended_before_kill: dict[str, str] = {}
+    metrics_before_kill: dict[str, float] = {}
+    experiment = tmp_path / "runs" / "smoke"
+    for wanted in (1, 2, 2):
+        process = _start(tmp_path, *SWEEP)
+        output = "".join(_read_until_progress(process, wanted))
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.kill()
+        process.wait()
+        _stop_session(process.pid)
+        ended_before_kill.update(_ended_trials(output))
+        for m in PROGRESS.finditer(output):
+            if m.group(5):
+                metrics_before_kill[m.group(3)] = float(m.group(5))
+    assert ended_before_kill, "trials ended before the kills"
+
+    done = run_launch(*SWEEP, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "resuming the sweep" in done.stdout
+    summary = _summary(experiment)
+    trials = {t["trial_id"]: t for t in summary["trials"]}
+    assert len(summary["trials"]) == 10 and len(trials) == 10, "exactly the requested trials, once each"
+    configs = [json.dumps(t["tuned"], sort_keys=True) for t in summary["trials"]]
+    assert len(set(configs)) == 10, "hyperopt continued from its state instead of re-suggesting"
+    rerun = _ended_trials(done.stdout)
+    for trial_id, metric in metrics_before_kill.items():
+        assert trial_id not in rerun, f"{trial_id} ended before a kill and ran again"
+        assert round(trials[trial_id]["metric"], 4) == metric
+    for trial_id in trials:
+        iterations = _iterations(experiment, trial_id)
+        assert iterations == sorted(set(iterations)), f"{trial_id}: iterations went back: {iterations}"
+        assert iterations[-1] == trials[trial_id]["epochs"]
+
+
+def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
+    process = _start(tmp_path, *SWEEP)
+    output = "".join(_read_until_progress(process, 2))
+    process.send_signal(signum)
+    rest, _ = process.communicate(timeout=120)
+    output += rest
+    assert process.returncode == 130, output[-3000:]
+    assert "interrupted; the state is saved. Resume with: python launch.py experiment=smoke " \
+           "num_samples=10 train.max_epochs=6 seed=3" in output
+    _stop_session(process.pid)
+    ended = _ended_trials(output)
+    experiment = tmp_path / "runs" / "smoke"
+    assert len(_summary(experiment)["trials"]) >= len(ended)
+
+    done = run_launch(*SWEEP, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
+    assert len(_summary(experiment)["trials"]) == 10
+
+
+def test_ctrl_c_saves_the_state_prints_the_resume_command_and_resumes(tmp_path):
+    _interrupt_then_resume(tmp_path, signal.SIGINT)
+
+
+def test_sigterm_stops_as_cleanly_as_ctrl_c(tmp_path):
+    _interrupt_then_resume(tmp_path, signal.SIGTERM)
+
+
+def test_resume_never_and_overwrite(tmp_path):
+    args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
+    assert run_launch(*args, cwd=tmp_path).returncode == 0
+    experiment = tmp_path / "runs" / "smoke"
+    refused = run_launch(*args, "resume=never", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "already holds a sweep and resume=never" in refused.stderr
+    first = _summary(experiment)
+
+    replaced = run_launch(*args, "num_samples=3", "resume=overwrite", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    (aside,) = experiment.glob("replaced-*")
+    assert _summary(aside) == first, "the previous sweep was moved aside, not lost"
+    assert len(_summary(experiment)["trials"]) == 3
+
+
+def test_a_resume_under_another_ray_version_is_refused(tmp_path):
+    args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
+    assert run_launch(*args, cwd=tmp_path).returncode == 0
+    versions_file = tmp_path / "runs" / "smoke" / "versions.json"
+    versions = json.loads(versions_file.read_text())
+    versions["ray"] = "2.1.0"
+    versions_file.write_text(json.dumps(versions))
+    refused = run_launch(*args, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "was started under ray 2.1.0" in refused.stderr and "allow_version_change=true" in refused.stderr
+    forced = run_launch(*args, "allow_version_change=true", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+
+
+def test_failing_and_diverging_trials_are_retried_recorded_and_never_best(tmp_path):
+    done = run_launch(
+        "experiment=smoke", "num_samples=8", "train.max_epochs=3", "max_failures=1",
+        "model._target_=tests.faulty.BrokenForSomeConfigs", "+model.broken_units=256",
+        "optim.name=sgd", "~space.optim.name", "~space.optim.lr",
+        "+space.optim.lr={type:choice,values:[0.05,100000.0]}", "optim.lr=0.05",
+        "scheduler=fifo", "seed=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    experiment = tmp_path / "runs" / "smoke"
+    summary = _summary(experiment)
+    by_status: dict[str, list] = {}
+    for trial in summary["trials"]:
+        by_status.setdefault(trial["status"], []).append(trial)
+    assert {"failed", "diverged", "finished"} <= set(by_status), by_status.keys()
+    for trial in by_status["failed"]:
+        assert trial["tuned"]["model.hidden_units"] == 256
+        assert "simulated bug: hidden_units=256 is not supported" in trial["error"]
+        assert trial["failures"] == 2, "tried once, retried max_failures=1 time"
+        assert (Path(trial["path"]) / "error.txt").is_file()
+        assert f"failed {trial['trial_id']}: " in done.stdout
+    for trial in by_status["diverged"]:
+        assert trial["tuned"]["optim.lr"] == 100000.0
+        assert _iterations(experiment, trial["trial_id"]) == [1], "stopped at once, not retried"
+        last = json.loads((Path(trial["path"]) / "result.json").read_text().splitlines()[-1])
+        assert last["val_acc"] == float("-inf"), "the search saw the worst value"
+    assert summary["best"]["status"] == "finished"
+    assert summary["best"]["tuned"]["optim.lr"] == 0.05
+    counts = re.search(r"trials: 8 = (\d+) finished, (\d+) stopped early, (\d+) diverged, (\d+) failed",
+                       done.stdout)
+    assert counts and int(counts.group(3)) == len(by_status["diverged"])
+    assert int(counts.group(4)) == len(by_status["failed"])
+
+
+def test_a_trial_that_crashes_is_retried_from_its_last_checkpoint(tmp_path):
+    marker = tmp_path / "crashed"
+    done = run_launch(
+        "experiment=smoke", "num_samples=1", "train.max_epochs=6", "scheduler=fifo",
+        "model._target_=tests.faulty.CrashesOnce", f"+model.marker={marker}",
+        "+model.crash_after=60", "train.batch_size=64", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert marker.exists(), "the trial did crash once"
+    (trial,) = _summary(tmp_path / "runs" / "smoke")["trials"]
+    assert trial["status"] == "finished" and trial["epochs"] == 6 and trial["failures"] == 1
+    # 60 forward passes = 3 epochs of 17 batches + 3 evaluations: the crash came in epoch 4,
+    # and the retry went on from the checkpoint of epoch 3 rather than from zero.
+    assert _iterations(tmp_path / "runs" / "smoke", trial["trial_id"]) == [1, 2, 3, 4, 5, 6]
