@@ -95,7 +95,7 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_prints_the_result(smoke):
     before = _summary(experiment)
     done = run_launch(*SMOKE, cwd=experiment.parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "resuming the unfinished sweep" in done.stdout
+    assert "resuming the sweep in" in done.stdout
     assert not re.search(r"^\[\d/6\] ", done.stdout, flags=re.M), "no trial ran again"
     after = _summary(experiment)
     assert [t["trial_id"] for t in after["trials"]] == [t["trial_id"] for t in before["trials"]]
