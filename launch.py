@@ -46,6 +46,7 @@ def sweep(config: dict) -> int:
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
     from hypersweep import experiment
     from hypersweep.cluster import connect
+    from hypersweep.preflight import check_cluster
     from hypersweep.resume import resume_command, should_resume
     from hypersweep.summary import outcome_text, plan_text
 
@@ -54,6 +55,7 @@ def sweep(config: dict) -> int:
     if resume:
         print(f"resuming the sweep in {config['storage_path']}/{config['name']}", flush=True)
     with connect(config["cluster"]):
+        check_cluster(config)
         # After ray.init, which installs a SIGTERM handler of its own that just exits.
         signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
         outcome = experiment.run(config, dims, resume)

@@ -1,31 +1,152 @@
-"""Connecting to Ray: an embedded local Ray by default, never exposed beyond 127.0.0.1."""
+"""Connecting to Ray: an embedded local Ray by default, or an existing cluster by address.
+
+Token authentication (on by default for `ray start --head` in current Ray) is read the way Ray
+reads it: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token. hypersweep never copies the
+token anywhere: not into the config, the logs or the experiment directory.
+"""
 
 import logging
+import os
+import stat
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from hypersweep.errors import ClusterError
+
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+
+
+def token_path() -> Path | None:
+    """The token file Ray would read, if any (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    return path if path.is_file() else None
+
+
+def token_available() -> bool:
+    """Whether Ray will find an authentication token for this process."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or token_path() is not None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a cluster address (HOST:PORT or ray://HOST:PORT) stays on this machine."""
+    host = address.split("://")[-1].rsplit(":", 1)[0]
+    return host.startswith("127.") or host in LOOPBACK_HOSTS
+
+
+def warn(message: str) -> None:
+    """A warning for the user, on stderr, one line."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _prepare_auth(cluster: dict) -> None:
+    address = cluster["address"]
+    if cluster.get("auth", "token") == "none":
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        if not is_loopback(address):
+            warn(f"connecting to {address} without token authentication: anyone who can reach "
+                 f"it can run code on it; use cluster.auth=token")
+        return
+    if not token_available():
+        raise ClusterError(
+            f"cluster.auth: {address} needs Ray's authentication token and none was found; on the "
+            f"head node run `ray get-auth-token`, then put it in ~/.ray/auth_token here (chmod "
+            f"600) or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    path = token_path()
+    if path is not None and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(f"{path} can be read by other users of this machine; chmod 600 {path}")
+
+
+def _caused_by_auth(error: BaseException, logged: str) -> bool:
+    if "InvalidAuthToken" in logged:
+        return True
+    while error is not None:
+        if type(error).__name__ == "AuthenticationError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @contextmanager
-def connect(cluster: dict) -> Iterator[dict]:
-    """Start (or join) Ray for one experiment and shut the connection down afterwards.
+def _stderr_captured() -> Iterator[list[str]]:
+    """Collect what this process and its C++ core write to fd 2, handing it back afterwards.
 
-    Yields the cluster's total resources (`{"CPU": 2.0, ...}`).
+    Ray's core retries a refused connection for ~20 s, logging each retry straight to fd 2;
+    captured, that wall becomes the one line the user needs.
     """
-    import ray
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode(errors="replace"))
 
+
+def _init_options(cluster: dict) -> dict:
     options = {
         "address": cluster["address"],
-        "include_dashboard": bool(cluster.get("dashboard")),
-        "dashboard_host": "127.0.0.1",
         # Trial output goes to the trial's own log files; the driver's console stays readable.
         "log_to_driver": False,
         "logging_level": logging.WARNING,
     }
-    if cluster["address"] == "local":
-        options["num_cpus"] = cluster.get("num_cpus")
-        options["num_gpus"] = cluster.get("num_gpus")
-    ray.init(**options)
+    if cluster["address"] != "local":
+        return options
+    exposed = bool(cluster.get("expose_dashboard"))
+    if exposed:
+        warn("cluster.expose_dashboard=true: Ray's dashboard and job API listen on every network "
+             "interface; anyone who reaches this machine can submit jobs to it")
+    options.update(
+        num_cpus=cluster.get("num_cpus"),
+        num_gpus=cluster.get("num_gpus"),
+        include_dashboard=bool(cluster.get("dashboard")) or exposed,
+        dashboard_host="0.0.0.0" if exposed else "127.0.0.1",
+    )
+    return options
+
+
+@contextmanager
+def connect(cluster: dict) -> Iterator[None]:
+    """Start the embedded Ray, or join the cluster at cluster.address; shut down afterwards.
+
+    Raises ClusterError with one line when the cluster cannot be reached or refuses the token.
+    """
+    import ray
+
+    if cluster["address"] != "local":
+        _prepare_auth(cluster)
     try:
-        yield ray.cluster_resources()
+        with _stderr_captured() as logged:
+            ray.init(**_init_options(cluster))
+        sys.stderr.write(logged[0])  # connected: Ray's own warnings are worth seeing
+    except Exception as err:
+        address = cluster["address"]
+        if _caused_by_auth(err, logged[0] if logged else ""):
+            raise ClusterError(
+                f"cluster.address: {address} refused this machine's authentication token; get the "
+                f"cluster's token with `ray get-auth-token` on its head node and put it in "
+                f"~/.ray/auth_token (or RAY_AUTH_TOKEN)") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ClusterError(f"cluster.address: cannot connect to {address} ({reason}); is the head "
+                           f"node up (`ray start --head`) and the address HOST:6379?") from None
+    try:
+        yield
     finally:
         ray.shutdown()
+
+
+def alive_nodes() -> list[dict]:
+    """The cluster's alive nodes: {"ip": ..., "CPU": ..., "GPU": ..., "memory": ...}."""
+    import ray
+
+    return [{"ip": node["NodeManagerAddress"], **node["Resources"]}
+            for node in ray.nodes() if node["Alive"]]

@@ -5,6 +5,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hypersweep.preflight import trial_request
 from hypersweep.resume import record_start, write_json
 from schedulers.searchers import build_search
 from schedulers.space import (
@@ -68,9 +69,10 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
     # would run the trials that ended meanwhile again. A snapshot of a sweep this size is cheap.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(config["snapshot_seconds"]))
     data = build(config["data"], seed=config["seed"])
+    request = trial_request(config["resources"])
     trainable = tune.with_resources(
         tune.with_parameters(TorchTrainable, data=data),
-        {"cpu": config["resources"]["cpu"], "gpu": config["resources"]["gpu"]},
+        {name.lower(): amount for name, amount in request.items()},
     )
     path = experiment_dir(config)
     if resume:
@@ -108,6 +110,9 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
                 verbose=0,
             ),
         )
+    # Under `ray job submit`, Ray can delete the job's unpacked working_dir (our cwd) while the
+    # sweep runs; Tune's path handling calls os.getcwd(), so stand in the experiment directory.
+    os.chdir(path)
     tuner.fit()
     # Records come from the experiment's own snapshot: statuses as they were when the run ended
     # (Ray marks trials it stopped on an interrupt as terminated), and every trial's own config

@@ -50,6 +50,15 @@ def _pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def placement() -> dict[str, str]:
+    """Where this trial runs: Ray's node, the GPUs Ray assigned and what torch can see of them."""
+    import ray
+
+    return {"node_id": ray.get_runtime_context().get_node_id(),
+            "gpu_ids": ",".join(str(gpu) for gpu in ray.get_gpu_ids()),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+
+
 class TorchTrainable(tune.Trainable):
     """Builds model, optimizer and data from the trial config; trains, reports, checkpoints."""
 
@@ -116,7 +125,7 @@ class TorchTrainable(tune.Trainable):
         _, test_acc = self._evaluate("test")
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
                   "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
-                  "epoch": self.epoch}
+                  "epoch": self.epoch, **placement()}
         self.board.scalars(result, step=self.epoch)
         self.diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
         if self.diverged:

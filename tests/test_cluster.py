@@ -1,0 +1,156 @@
+"""Sweeps on a real two-node Ray cluster of `ray start` processes on 127.0.0.1, token auth on."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.ray_cluster import LocalCluster
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster():
+    """Two nodes of 2 CPUs and 2 declared GPUs each (no real GPU needed: Ray only counts them)."""
+    cluster = LocalCluster(workers=1, cpus=2, gpus=2, dashboard=True)
+    yield cluster
+    cluster.stop()
+
+
+def _launch(cluster: LocalCluster, cwd: Path, *args: str, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "cluster=remote", f"cluster.address={cluster.address}",
+         *args], cwd=cwd, env={**(env or cluster.env), "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=600)
+
+
+def _rows(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_fractional_gpus_pack_four_trials_per_node_on_both_nodes(gpu_cluster, tmp_path):
+    # Random search queues every trial at once (hyperopt keeps one pending), and trials long
+    # enough that none ends (freeing an actor to reuse) before every node has started its own.
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "num_samples=10", "train.max_epochs=25",
+                   "search=random", "scheduler=fifo", "resources.gpu=0.5", "resources.cpu=0.5",
+                   "model.hidden_units=512", "~space.model.hidden_units", "train.batch_size=16",
+                   "~space.train.batch_size")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    experiment = tmp_path / "runs" / "smoke"
+    per_node: dict[str, list[tuple[float, float]]] = {}
+    for trial_dir in experiment.glob("trial_*"):
+        rows = _rows(trial_dir)
+        first, last = rows[0], rows[-1]
+        assert first["gpu_ids"] in ("0", "1"), "one GPU, shared: each trial gets one device id"
+        assert first["cuda_visible_devices"] == first["gpu_ids"], "torch sees exactly Ray's GPU"
+        started = first["timestamp"] - first["time_this_iter_s"]
+        per_node.setdefault(first["node_id"], []).append((started, last["timestamp"]))
+    assert len(per_node) == 2, "trials ran on both nodes"
+    for intervals in per_node.values():
+        # Timestamps are whole seconds, so overlap can only be overcounted, never missed.
+        assert _most_at_once(intervals) <= 4 + 1
+
+
+def test_no_token_leaks_into_configs_logs_or_the_experiment(gpu_cluster, tmp_path):
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "num_samples=2", "train.max_epochs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert gpu_cluster.token not in done.stdout + done.stderr
+    for path in (tmp_path / "runs").rglob("*"):
+        if path.is_file():
+            assert gpu_cluster.token.encode() not in path.read_bytes(), path
+
+
+def test_a_missing_token_is_one_line_saying_how_to_get_it(gpu_cluster, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token here
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: cluster.auth: {gpu_cluster.address} needs Ray's authentication token")
+    assert "ray get-auth-token" in done.stderr
+
+
+def test_a_wrong_token_is_refused_in_one_line(gpu_cluster, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HOME=str(tmp_path), RAY_AUTH_TOKEN="0" * 64)
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", env=env)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cluster.address: {gpu_cluster.address} refused this machine's "
+                           f"authentication token"), done.stderr[-2000:]
+    assert "InvalidAuthToken" not in done.stderr, "one line, not Ray's wall of retries"
+
+
+def test_a_trial_too_big_for_every_node_is_refused_with_the_numbers(gpu_cluster, tmp_path):
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "resources.cpu=3", "resources.gpu=1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: resources: a trial asks for 3 CPU, 1 GPU but no node has that much (the largest has "
+        "2 CPU, 2 GPU); lower resources.* or add a larger node")
+
+
+def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):
+    storage = tmp_path / "runs"
+    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit",
+              f"--address={gpu_cluster.dashboard_url}", f"--working-dir={ROOT}", "--",
+              sys.executable, "launch.py", "experiment=smoke", "num_samples=2", "train.max_epochs=2",
+              "cluster=remote", "cluster.address=auto", f"storage_path={storage}"]
+    done = subprocess.run(submit, env=gpu_cluster.env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout
+    summary = json.loads((storage / "smoke" / "summary.json").read_text())
+    assert len(summary["trials"]) == 2 and summary["best"] is not None
+
+
+def test_a_lost_worker_node_s_trials_finish_on_the_head_from_their_checkpoints(tmp_path):
+    cluster = LocalCluster(workers=1, cpus=1, gpus=0)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "launch.py"), "cluster=remote", f"cluster.address={cluster.address}",
+             "experiment=smoke", "num_samples=3", "train.max_epochs=30", "scheduler=fifo",
+             "model.hidden_units=512", "~space.model.hidden_units", "train.batch_size=16",
+             "~space.train.batch_size"],
+            cwd=tmp_path, env={**cluster.env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        experiment = tmp_path / "runs" / "smoke"
+        head_node = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until both nodes run a trial past epoch 3
+            nodes = {}
+            for trial_dir in experiment.glob("trial_*"):
+                if (trial_dir / "result.json").exists() and (rows := _rows(trial_dir)):
+                    nodes[rows[-1]["node_id"]] = max(nodes.get(rows[-1]["node_id"], 0), len(rows))
+            if len(nodes) == 2 and min(nodes.values()) >= 3:
+                break
+            time.sleep(0.5)
+        cluster.kill_node(1)
+        output, _ = process.communicate(timeout=400)
+        assert process.returncode == 0, output[-4000:]
+        moved = []
+        for trial_dir in experiment.glob("trial_*"):
+            rows = _rows(trial_dir)
+            node_ids = [row["node_id"] for row in rows]
+            assert rows[-1]["epoch"] == 30, f"{trial_dir.name} finished all its epochs"
+            if len(set(node_ids)) > 1:
+                moved.append(trial_dir.name)
+                switch = next(i for i, node in enumerate(node_ids) if node != node_ids[0])
+                assert rows[switch]["training_iteration"] > 1, "went on from its checkpoint, not from 0"
+                head_node = node_ids[-1]
+        assert moved, "a trial of the lost node finished on the node left"
+        assert all(_rows(d)[-1]["node_id"] == head_node for d in experiment.glob("trial_*")
+                   if d.name in moved)
+    finally:
+        cluster.stop()
