@@ -2,6 +2,8 @@
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -110,10 +112,8 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
                 verbose=0,
             ),
         )
-    # Under `ray job submit`, Ray can delete the job's unpacked working_dir (our cwd) while the
-    # sweep runs; Tune's path handling calls os.getcwd(), so stand in the experiment directory.
-    os.chdir(path)
-    tuner.fit()
+    with _standing_in(path):
+        tuner.fit()
     # Records come from the experiment's own snapshot: statuses as they were when the run ended
     # (Ray marks trials it stopped on an interrupt as terminated), and every trial's own config
     # even when it failed before reporting.
@@ -121,6 +121,23 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
     records = sorted((_record(trial, config) for trial in trials), key=lambda r: r.trial_id)
     unfinished = any(record.status == "unfinished" for record in records)
     return Outcome(records, interrupted=unfinished or len(records) < planned_trials(config, dims))
+
+
+@contextmanager
+def _standing_in(path: str) -> Iterator[None]:
+    """Run with `path` as the working directory, and come back if the old one still exists.
+
+    Under `ray job submit`, Ray can delete the job's unpacked working_dir (our cwd) while the
+    sweep runs, and Tune's path handling calls os.getcwd(). A Hydra multirun runs its next job in
+    this same process, so the old directory is restored for it.
+    """
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        if os.path.isdir(before):
+            os.chdir(before)
 
 
 def _trial_name(trial: Any) -> str:
