@@ -122,7 +122,9 @@ def connect(cluster: dict) -> Iterator[None]:
     """
     import ray
 
-    if cluster["address"] != "local":
+    # "auto" runs inside the cluster (a `ray job submit` entrypoint), whose environment already
+    # carries the cluster's authentication settings.
+    if cluster["address"] not in ("local", "auto"):
         _prepare_auth(cluster)
     try:
         with _stderr_captured() as logged:

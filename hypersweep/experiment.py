@@ -131,12 +131,15 @@ def _standing_in(path: str) -> Iterator[None]:
     sweep runs, and Tune's path handling calls os.getcwd(). A Hydra multirun runs its next job in
     this same process, so the old directory is restored for it.
     """
-    before = os.getcwd()
+    try:
+        before: str | None = os.getcwd()
+    except FileNotFoundError:  # already deleted under us
+        before = None
     os.chdir(path)
     try:
         yield
     finally:
-        if os.path.isdir(before):
+        if before is not None and os.path.isdir(before):
             os.chdir(before)
 
 

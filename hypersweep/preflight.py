@@ -33,10 +33,10 @@ def check_resources(request: dict[str, float], nodes: list[dict]) -> None:
                            f"has no GPU; set resources.gpu=0 or connect to a GPU cluster")
     if any(all(node.get(key, 0) >= amount for key, amount in request.items()) for node in nodes):
         return
-    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)))
-    shown = {key: largest.get(key, 0) for key in request}
+    most = {key: max(node.get(key, 0) for node in nodes) for key in request}
     raise ClusterError(f"resources: a trial asks for {_show(request)} but no node has that much "
-                       f"(the largest has {_show(shown)}); lower resources.* or add a larger node")
+                       f"(the most one node has: {_show(most)}); lower resources.* or add a larger "
+                       f"node")
 
 
 def filesystem_type(path: str, mounts_file: str = "/proc/mounts") -> str:

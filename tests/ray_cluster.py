@@ -36,14 +36,16 @@ class LocalCluster:
         # Clients of this cluster (drivers, job submitters) need exactly this environment.
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file),
                     "RAY_USAGE_STATS_ENABLED": "0"}
-        self.port, self.dashboard_port = free_port(), free_port()
+        self.port, self.dashboard_port, client_port = free_port(), free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_address = f"ray://127.0.0.1:{client_port}"
         self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
         self.nodes: list[subprocess.Popen] = []
         resources = [f"--num-cpus={cpus}", f"--num-gpus={gpus}", "--node-ip-address=127.0.0.1"]
         head = [RAY, "start", "--head", "--block", f"--port={self.port}", f"--temp-dir={self.root}/t",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-                f"--include-dashboard={str(dashboard).lower()}", *resources]
+                f"--include-dashboard={str(dashboard).lower()}", f"--ray-client-server-port={client_port}",
+                *resources]
         try:
             self._start(head)
             self._wait_for_nodes(1)

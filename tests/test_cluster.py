@@ -98,8 +98,8 @@ def test_a_trial_too_big_for_every_node_is_refused_with_the_numbers(gpu_cluster,
     done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "resources.cpu=3", "resources.gpu=1")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        "error: resources: a trial asks for 3 CPU, 1 GPU but no node has that much (the largest has "
-        "2 CPU, 2 GPU); lower resources.* or add a larger node")
+        "error: resources: a trial asks for 3 CPU, 1 GPU but no node has that much (the most one "
+        "node has: 2 CPU, 2 GPU); lower resources.* or add a larger node")
 
 
 def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):
@@ -112,6 +112,17 @@ def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in done.stdout
     summary = json.loads((storage / "smoke" / "summary.json").read_text())
+    assert len(summary["trials"]) == 2 and summary["best"] is not None
+
+
+def test_a_sweep_through_ray_client_mode(gpu_cluster, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "cluster=remote",
+         f"cluster.address={gpu_cluster.client_address}", "experiment=smoke", "num_samples=2",
+         "train.max_epochs=2"], cwd=tmp_path, env={**gpu_cluster.env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "smoke" / "summary.json").read_text())
     assert len(summary["trials"]) == 2 and summary["best"] is not None
 
 

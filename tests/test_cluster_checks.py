@@ -1,0 +1,116 @@
+"""The cluster checks' logic and messages, and the shipped deployment files."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hypersweep.cluster import _init_options, is_loopback
+from hypersweep.config import validate
+from hypersweep.errors import ClusterError
+from hypersweep.preflight import check_resources, check_storage, filesystem_type, trial_request
+from tests.conftest import ROOT
+
+NODE = {"ip": "10.0.0.1", "CPU": 8.0, "GPU": 1.0, "memory": 32 * 1024**3}
+GPU_LESS = {"ip": "10.0.0.2", "CPU": 16.0, "memory": 64 * 1024**3}
+
+
+@pytest.mark.parametrize(
+    ("resources", "nodes", "message"),
+    [
+        ({"cpu": 1, "gpu": 0.5}, [GPU_LESS],
+         "resources.gpu: a trial asks for 0.5 GPU but the cluster has no GPU; set resources.gpu=0"),
+        ({"cpu": 12, "gpu": 1}, [NODE, GPU_LESS],
+         "resources: a trial asks for 12 CPU, 1 GPU but no node has that much (the most one node has: "
+         "16 CPU, 1 GPU)"),
+        ({"cpu": 2, "gpu": 0, "memory_gb": 100}, [NODE, GPU_LESS],
+         "resources: a trial asks for 2 CPU, 0 GPU, 100.0 GiB memory but no node has that much "
+         "(the most one node has: 16 CPU, 1 GPU, 64.0 GiB memory)"),
+    ],
+)
+def test_a_trial_that_fits_no_node_is_refused_with_the_numbers(resources, nodes, message):
+    with pytest.raises(ClusterError) as raised:
+        check_resources(trial_request(resources), nodes)
+    assert str(raised.value).startswith(message)
+
+
+def test_a_trial_that_fits_one_node_passes():
+    check_resources(trial_request({"cpu": 12, "gpu": 0}), [NODE, GPU_LESS])
+    check_resources(trial_request({"cpu": 4, "gpu": 0.25}), [NODE, GPU_LESS])
+
+
+def test_local_disk_storage_is_refused_for_a_multi_machine_cluster():
+    with pytest.raises(ClusterError) as raised:
+        check_storage("/home/me/runs", [NODE, GPU_LESS], "10.0.0.1", "ext4")
+    assert str(raised.value) == (
+        "storage_path: /home/me/runs is on this machine's local disk (ext4) but the cluster spans 2 "
+        "machines, whose trials could not save or restore checkpoints there; use a shared path "
+        "(NFS) or a URI such as s3://bucket/runs")
+
+
+@pytest.mark.parametrize(
+    ("path", "nodes", "fs_type"),
+    [
+        ("/mnt/nfs/runs", [NODE, GPU_LESS], "nfs4"),
+        ("s3://bucket/runs", [NODE, GPU_LESS], "uri"),
+        ("gs://bucket/runs", [NODE, GPU_LESS], "uri"),
+        ("/home/me/runs", [NODE, {**GPU_LESS, "ip": "10.0.0.1"}], "ext4"),  # one machine, 2 nodes
+    ],
+)
+def test_shared_storage_and_single_machine_clusters_pass(path, nodes, fs_type):
+    check_storage(path, nodes, "10.0.0.1", fs_type)
+
+
+def test_filesystem_type_reads_the_longest_matching_mount(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\nserver:/export /mnt/nfs nfs4 rw 0 0\n")
+    assert filesystem_type("/mnt/nfs/runs/x", str(mounts)) == "nfs4"
+    assert filesystem_type("/mnt/nfsother", str(mounts)) == "ext4"
+
+
+def test_the_embedded_dashboard_stays_on_loopback_unless_exposed(capsys):
+    local = {"address": "local", "dashboard": True}
+    assert _init_options(local)["dashboard_host"] == "127.0.0.1"
+    assert capsys.readouterr().err == ""
+    exposed = _init_options({**local, "expose_dashboard": True})
+    assert exposed["dashboard_host"] == "0.0.0.0"
+    assert "warning: cluster.expose_dashboard=true" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1:6379", True), ("localhost:6379", True), ("ray://127.0.0.1:10001", True),
+    ("10.0.0.5:6379", False), ("ray://head.example.com:10001", False)])
+def test_loopback_addresses(address, loopback):
+    assert is_loopback(address) is loopback
+
+
+def _launch_overrides(command: str) -> list[str]:
+    words = shlex.split(command)
+    return words[words.index("launch.py") + 1:]
+
+
+def test_the_kuberay_job_runs_a_valid_sweep(compose_config):
+    manifest = yaml.safe_load((ROOT / "deploy" / "rayjob.yaml").read_text())
+    assert manifest["kind"] == "RayJob"
+    head = manifest["spec"]["rayClusterSpec"]["headGroupSpec"]
+    assert head["rayStartParams"]["dashboard-host"] == "127.0.0.1"
+    overrides = _launch_overrides(manifest["spec"]["entrypoint"])
+    validate(compose_config(*overrides))
+
+
+def test_the_cluster_launcher_config_runs_a_valid_sweep(compose_config):
+    launcher = yaml.safe_load((ROOT / "deploy" / "ray-cluster.yaml").read_text())
+    assert launcher["head_node_type"] in launcher["available_node_types"]
+    starts = [c for c in launcher["head_start_ray_commands"] if "--head" in c]
+    assert starts and all("--dashboard-host=127.0.0.1" in c for c in starts)
+    header = (ROOT / "deploy" / "ray-cluster.yaml").read_text().splitlines()
+    command = next(line for line in header if "launch.py" in line).split('"')[1]
+    validate(compose_config(*_launch_overrides(command)))
+
+
+def test_readme_documents_the_job_submission_command():
+    readme = " ".join((ROOT / "README.md").read_text().replace("\\\n", " ").split())
+    assert "ray job submit --address http://127.0.0.1:8265 --working-dir . -- python launch.py" in readme
+    assert "cluster=remote cluster.address=auto" in readme
+    assert Path(ROOT / "deploy" / "rayjob.yaml").name in readme
