@@ -38,6 +38,8 @@ def test_every_group_option_composes_and_validates(compose_config, group, option
     # The CNN needs images; pair each model with the data it takes.
     extra = ["data=digits_images"] if (group, option) == ("model", "cnn") else []
     extra += ["model=cnn"] if (group, option) == ("data", "digits_images") else []
+    if (group, option) == ("cluster", "remote"):
+        extra.append("cluster.address=127.0.0.1:6379")
     if (group, option) == ("search", "grid"):
         extra += ["~space.optim.lr", "+space.optim.lr={type:choice,values:[0.001,0.01]}"]
     config = compose_config(f"{group}={option}", *extra)
@@ -94,6 +96,7 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net'"),
         (["train.epochs_per_step=30"], "train.epochs_per_step: 30 is more than train.max_epochs (20)"),
         (["name=???"], "name: no value given (???)"),
+        (["resources.gpu=1.5"], "resources.gpu: needs a number of GPUs >= 0: a fraction up to 1"),
         (["+space.data.val_fraction={type:uniform,low:0.1,high:0.3}"],
          "space.data.val_fraction: data settings are loaded once per experiment"),
     ],
