@@ -15,6 +15,7 @@ from trainables.targets import import_target
 
 RESUME_MODES = ("auto", "never", "overwrite")
 FAILED_MODES = ("skip", "retry", "restart")
+DEFAULT_TRAINABLE = "trainables.trainable.TorchTrainable"
 # What TorchTrainable reports each step, so what a sweep can optimize.
 REPORTED_METRICS = ("val_acc", "val_loss", "train_loss")
 
@@ -51,7 +52,7 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("num_samples", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("cluster.address", lambda v: isinstance(v, str) and v != "",
      "'local' or the cluster's HOST:PORT (ray://HOST:PORT for client mode)"),
-    ("metric", lambda v: v in REPORTED_METRICS, f"one of {', '.join(REPORTED_METRICS)}"),
+    ("metric", lambda v: isinstance(v, str) and v != "", "the name of a reported metric"),
     ("mode", lambda v: v in ("max", "min"), "max or min"),
     ("train.batch_size", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("train.max_epochs", lambda v: _is_int(v, 1), "a whole number >= 1"),
@@ -84,13 +85,16 @@ def validate(config: dict) -> list[Dimension]:
     if config["train"]["epochs_per_step"] > config["train"]["max_epochs"]:
         raise ConfigError(f"train.epochs_per_step: {config['train']['epochs_per_step']} is more "
                           f"than train.max_epochs ({config['train']['max_epochs']}); lower it")
-    for group in ("model", "data"):
-        target = get_path(config, f"{group}._target_", None)
+    if config["trainable"] == DEFAULT_TRAINABLE and config["metric"] not in REPORTED_METRICS:
+        raise ConfigError(f"metric: {config['metric']!r} is not reported by TorchTrainable; use one "
+                          f"of {', '.join(REPORTED_METRICS)}")
+    for key in ("model._target_", "data._target_", "trainable"):
+        target = get_path(config, key, None)
         try:
             import_target(str(target))
         except ImportError as err:
-            raise ConfigError(f"{group}._target_: cannot import {target!r} ({err}); give a "
-                              f"dotted path to a class or function on the Python path") from None
+            raise ConfigError(f"{key}: cannot import {target!r} ({err}); give a dotted path to a "
+                              f"class or function on the Python path") from None
     data_dims = [path for path, _ in iter_specs(config.get("space") or {})
                  if path.startswith("data.")]
     if data_dims:

@@ -18,8 +18,8 @@ from schedulers.space import (
     tuned_values,
 )
 from schedulers.trial_schedulers import build_scheduler
-from trainables.targets import build
-from trainables.trainable import TorchTrainable, experiment_dir
+from trainables.targets import build, import_target
+from trainables.trainable import experiment_dir
 
 SUMMARY_FILE = "summary.json"
 
@@ -61,7 +61,7 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
 
     from hypersweep.progress import TrialLines
 
-    # TorchTrainable writes TensorBoard itself, live and by dotted name; Ray's own TensorBoard
+    # The trainable writes TensorBoard itself, live and by dotted name; Ray's own TensorBoard
     # logger would add a second, differently named copy of every run.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Every trial checkpoints at its end, which forces a state snapshot: that is what makes a
@@ -73,7 +73,7 @@ def run(config: dict, dims: list[Dimension], resume: bool) -> Outcome:
     data = build(config["data"], seed=config["seed"])
     request = trial_request(config["resources"])
     trainable = tune.with_resources(
-        tune.with_parameters(TorchTrainable, data=data),
+        tune.with_parameters(import_target(config["trainable"]), data=data),
         {name.lower(): amount for name, amount in request.items()},
     )
     path = experiment_dir(config)

@@ -14,6 +14,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+OUTCOMES = ("finished", "stopped early", "diverged", "failed")
 STATUSES = {
     "success": api_pb2.STATUS_SUCCESS,
     "failure": api_pb2.STATUS_FAILURE,
@@ -62,7 +63,14 @@ class TrialBoard:
             if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
                 self.writer.add_scalar(name, value, step)
 
-    def close(self, status: str = "success") -> None:
-        """Write the session end and close the event file."""
-        self.writer.file_writer.add_summary(session_end(status))
+    def close(self, outcome: str, step: int) -> None:
+        """Record how the trial ended (finished, stopped early, diverged, failed), then close.
+
+        The outcome goes in as 0/1 scalars `status/<outcome>`, which the HParams dashboard shows
+        as columns, and as the session's end status (success, or failure when diverged/failed).
+        """
+        for name in OUTCOMES:
+            self.writer.add_scalar(f"status/{name.replace(' ', '_')}", float(name == outcome), step)
+        self.writer.file_writer.add_summary(
+            session_end("failure" if outcome in ("diverged", "failed") else "success"))
         self.writer.close()

@@ -22,6 +22,7 @@ from trainables.targets import build
 from trainables.tensorboard import TrialBoard
 
 CHECKPOINT_FILE = "state.pt"
+LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
 
 
 def trial_seed(config: dict) -> int:
@@ -78,20 +79,26 @@ class TorchTrainable(tune.Trainable):
         self._start_trial(config)
 
     def _start_trial(self, config: dict) -> None:
-        seed = trial_seed(config)
-        # Build everything before touching self, so a config that fails leaves no half state.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build(config["model"], input_shape=self.input_shape,
-                          num_classes=self.num_classes).to(self.device)
-            rng_state = torch.get_rng_state()
-        optimizer = build_optimizer(config["optim"], model.parameters())
-        self.settings, self.model, self.optimizer = config, model, optimizer
-        self.rng_state, self.shuffle = rng_state, torch.Generator().manual_seed(seed)
-        self.epoch = 0
-        self.diverged = False
+        self.settings = config
+        self.epoch, self.batches = 0, 0
+        self.diverged, self.failed = False, False
+        self.best: float | None = None
+        # The TensorBoard run opens first, so that even a config that fails to build is listed.
         logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
         self.board = TrialBoard(logdir, tuned_values(config), group=self.trial_id)
+        seed = trial_seed(config)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.model = build(config["model"], input_shape=self.input_shape,
+                                   num_classes=self.num_classes).to(self.device)
+                self.rng_state = torch.get_rng_state()
+            self.optimizer = build_optimizer(config["optim"], self.model.parameters())
+        except Exception:
+            self.failed = True
+            self._close_board()
+            raise
+        self.shuffle = torch.Generator().manual_seed(seed)
 
     def reset_config(self, new_config: dict) -> bool:
         """Start the next trial in this actor: new model, optimizer, seed and TensorBoard run.
@@ -108,8 +115,16 @@ class TorchTrainable(tune.Trainable):
         return True
 
     def step(self) -> dict[str, Any]:
-        if self.build_error is not None:
-            raise self.build_error
+        try:
+            if self.build_error is not None:
+                raise self.build_error
+            return self._step()
+        except Exception:
+            self.failed = True
+            self._close_board()
+            raise
+
+    def _step(self) -> dict[str, Any]:
         train = self.settings["train"]
         # Dropout draws from torch's global generator: keep this trial's own state, so that its
         # curve depends on nothing else that ran in the same process.
@@ -126,10 +141,13 @@ class TorchTrainable(tune.Trainable):
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
                   "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
                   "epoch": self.epoch, **placement()}
-        self.board.scalars(result, step=self.epoch)
         self.diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        metric, mode = self.settings["metric"], self.settings["mode"]
         if self.diverged:
-            result[self.settings["metric"]] = worst_value(self.settings["mode"])
+            result[metric] = worst_value(mode)
+        elif self.best is None or (result[metric] > self.best) == (mode == "max"):
+            self.best = result[metric]
+        self.board.scalars({**result, f"best_{metric}": self.best}, step=self.epoch)
         result["diverged"] = self.diverged
         result["done"] = self.diverged or self.epoch >= train["max_epochs"]
         return result
@@ -146,6 +164,11 @@ class TorchTrainable(tune.Trainable):
             loss.backward()
             self.optimizer.step()
             value = loss.item()
+            self.batches += 1
+            if self.batches % LOG_EVERY_BATCHES == 0:
+                self.board.scalars({"train/loss_step": value,
+                                    "train/lr_step": self.optimizer.param_groups[0]["lr"]},
+                                   step=self.batches)
             if not math.isfinite(value):
                 return value  # diverged: more steps only spread the NaN
             total, batches = total + value, batches + 1
@@ -182,9 +205,17 @@ class TorchTrainable(tune.Trainable):
         self.rng_state = state["torch_rng"]
         self.shuffle.set_state(state["shuffle_rng"])
 
+    def outcome(self) -> str:
+        """How this trial ended, as TensorBoard and the report name it."""
+        if self.failed:
+            return "failed"
+        if self.diverged:
+            return "diverged"
+        return "finished" if self.epoch >= self.settings["train"]["max_epochs"] else "stopped early"
+
     def _close_board(self) -> None:
         if self.board is not None:
-            self.board.close("failure" if self.diverged else "success")
+            self.board.close(self.outcome(), step=self.epoch)
             self.board = None
 
     def cleanup(self) -> None:
