@@ -40,6 +40,13 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _group_choices() -> dict[str, str]:
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {group: str(option) for group, option in choices.items() if not group.startswith("hydra")}
+
+
 def sweep(config: dict) -> int:
     """Validate a plain config, run its sweep and print the outcome; returns the exit code."""
     dims = validate(config)
@@ -47,8 +54,10 @@ def sweep(config: dict) -> int:
     from hypersweep import experiment
     from hypersweep.cluster import connect
     from hypersweep.preflight import check_cluster
+    from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
     from hypersweep.summary import outcome_text, plan_text
+    from trainables.trainable import experiment_dir
 
     resume = should_resume(config)
     print(plan_text(config, dims), flush=True)
@@ -58,11 +67,11 @@ def sweep(config: dict) -> int:
         check_cluster(config)
         # After ray.init, which installs a SIGTERM handler of its own that just exits.
         signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-        outcome = experiment.run(config, dims, resume)
+        outcome = experiment.run(config, dims, resume, _group_choices())
     records = outcome.records
-    best = experiment.best_record(records, config["mode"])
-    baseline = experiment.baseline_record(records, config, dims)
-    experiment.save_summary(config, records, best, baseline)
+    best = best_record(records, config["mode"])
+    baseline = baseline_record(records, config, dims)
+    save_summary(config, experiment_dir(config), records, best, baseline)
     print(outcome_text(config, records, best, baseline), flush=True)
     if outcome.interrupted:
         print(f"interrupted; the state is saved. Resume with: {resume_command(_overrides())}",

@@ -17,6 +17,7 @@ from trainables.trainable import experiment_dir
 
 SWEEP_FILE = "sweep.json"
 VERSIONS_FILE = "versions.json"
+GROUPS_FILE = "groups.json"  # Hydra's config-group choices (model: mlp, ...), for the best preset
 # Keys that may change between the launch that starts a sweep and the one that resumes it.
 RESUMABLE_CHANGES = ("cluster", "storage_path", "resume", "resume_failed", "allow_version_change")
 
@@ -41,11 +42,12 @@ def write_json(path: str, data: object) -> None:
     os.replace(path + ".tmp", path)
 
 
-def record_start(config: dict) -> None:
-    """Save the config and versions of a new sweep into its experiment directory."""
+def record_start(config: dict, groups: dict[str, str]) -> None:
+    """Save the config, Hydra's group choices and the versions of a new sweep."""
     path = experiment_dir(config)
     os.makedirs(path, exist_ok=True)
     write_json(os.path.join(path, SWEEP_FILE), config)
+    write_json(os.path.join(path, GROUPS_FILE), groups)
     write_json(os.path.join(path, VERSIONS_FILE), current_versions())
 
 

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from hypersweep.experiment import TrialRecord
+from hypersweep.records import TrialRecord
 from schedulers.space import Dimension, discrete_combinations
 from schedulers.trial_schedulers import describe_scheduler
 from trainables.trainable import experiment_dir

@@ -26,9 +26,15 @@ LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this
 
 
 def trial_seed(config: dict) -> int:
-    """A seed derived from the sweep's seed and the trial's tuned values: same config, same run."""
-    key = json.dumps({"seed": config["seed"], "tuned": tuned_values(config)}, sort_keys=True,
-                     default=str)
+    """A seed from everything that shapes training: same settings, same curve.
+
+    It leaves out how long the trial runs and how often it reports (train.max_epochs,
+    train.epochs_per_step), so a retrained best config replays the sweep's trial exactly.
+    """
+    train = {k: v for k, v in config["train"].items() if k not in ("max_epochs", "epochs_per_step")}
+    shaping = {"seed": config["seed"], "model": config["model"], "data": config["data"],
+               "optim": config["optim"], "train": train}
+    key = json.dumps(shaping, sort_keys=True, default=str)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 

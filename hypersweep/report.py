@@ -1,0 +1,241 @@
+"""The sweep report: what won, by how much over the defaults, what mattered, how to rerun it.
+
+    hypersweep report runs/<name>            (or: python -m hypersweep.report runs/<name>)
+
+Works on a finished, interrupted or still running experiment, from its JSON files alone: no Ray,
+no unpickling. Writes report.md, report.json and report/*.png into the experiment directory, the
+best config as conf/experiment/<name>_best.yaml, and the sensitivity ranking to TensorBoard.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from hypersweep.errors import ExperimentError, HypersweepError
+from hypersweep.records import RANKED, TrialRecord, baseline_record, best_record, load_records
+from hypersweep.resume import GROUPS_FILE, SWEEP_FILE, write_json
+from hypersweep.sensitivity import importance
+from schedulers.space import Dimension, parse_space
+from schedulers.trial_schedulers import asha_rungs, max_iterations
+
+CONF_EXPERIMENTS = Path(__file__).resolve().parent.parent / "conf" / "experiment"
+LEADERBOARD_SIZE = 10
+
+
+def _load_config(experiment: str) -> dict:
+    path = os.path.join(experiment, SWEEP_FILE)
+    if not os.path.exists(path):
+        raise ExperimentError(f"report: {experiment} holds no sweep ({SWEEP_FILE} is missing); give "
+                              f"the experiment directory, e.g. runs/digits_mlp")
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _rung_counts(config: dict, records: list[TrialRecord]) -> list[dict]:
+    scheduler = config["scheduler"]
+    if scheduler["name"] != "asha":
+        return []
+    per_step = config["train"]["epochs_per_step"]
+    rungs = asha_rungs(max_iterations(config), scheduler["grace_period"],
+                       scheduler["reduction_factor"])
+    return [{"epochs": rung * per_step,
+             "trials": sum(record.epochs >= rung * per_step for record in records)}
+            for rung in rungs]
+
+
+def build_report(experiment: str) -> dict:
+    """Everything the report says, as plain data (also written as report.json)."""
+    config = _load_config(experiment)
+    dims = parse_space(config)
+    records = load_records(experiment, config)
+    mode = config["mode"]
+    best, baseline = best_record(records, mode), baseline_record(records, config, dims)
+    ranked = sorted((r for r in records if r.status in RANKED and r.metric is not None),
+                    key=lambda r: r.metric, reverse=mode == "max")
+    failures = Counter(r.error for r in records if r.status == "failed")
+    gain = best.metric - baseline.metric if best and baseline and baseline.metric is not None else None
+    return {
+        "experiment": experiment,
+        "name": config["name"],
+        "metric": config["metric"],
+        "mode": mode,
+        "counts": dict(Counter(r.status for r in records)),
+        "trials": len(records),
+        "leaderboard": [asdict(r) for r in ranked[:LEADERBOARD_SIZE]],
+        "best": asdict(best) if best else None,
+        "baseline": asdict(baseline) if baseline else None,
+        "gain": gain,
+        "failures": [{"error": error, "trials": count} for error, count in failures.most_common()],
+        "rungs": _rung_counts(config, records),
+        "sensitivity": importance(records, dims, mode, seed=config["seed"]),
+    }
+
+
+def export_best(experiment: str, report: dict, conf_dir: Path) -> Path | None:
+    """Write the best trial as an experiment preset that retrains exactly that trial."""
+    best = report["best"]
+    if best is None:
+        return None
+    config = _load_config(experiment)
+    groups_path = os.path.join(experiment, GROUPS_FILE)
+    groups = json.load(open(groups_path)) if os.path.exists(groups_path) else {}
+    name = f"{config['name']}_best"
+    # The sweep's whole config with the best values at their paths, as one trial: the first trial
+    # of a sweep runs the config's own values, and the trial seed follows from seed + values.
+    preset = {key: value for key, value in config.items()
+              if key not in ("cluster", "storage_path", "resume", "resume_failed")}
+    for path, value in best["tuned"].items():
+        section = preset
+        *parents, leaf = path.split(".")
+        for part in parents:
+            section = section[part]
+        section[leaf] = value
+    preset.update(name=name, num_samples=1)
+    preset["scheduler"] = {"name": "fifo"}
+    preset["train"]["max_epochs"] = best["epochs"]
+    defaults = [{f"override /{group}": option} for group, option in sorted(groups.items())
+                if group in ("model", "data", "search")]
+    header = (f"# @package _global_\n# The best trial ({best['trial_id']}) of sweep {config['name']}: "
+              f"{report['metric']} {best['metric']:.4f} after {best['epochs']} epochs.\n"
+              f"#   python launch.py experiment={name}\n")
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    target = conf_dir / f"{name}.yaml"
+    body = yaml.safe_dump({"defaults": defaults, **preset} if defaults else preset, sort_keys=False)
+    target.write_text(header + body)
+    return target
+
+
+def _value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def markdown(report: dict, images: dict[str, str], best_file: Path | None, command: str) -> str:
+    """The report as Markdown, with the pictures embedded."""
+    metric, best, baseline = report["metric"], report["best"], report["baseline"]
+    lines = [f"# Sweep report: {report['name']}", ""]
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report["counts"].items()))
+    lines += [f"{report['trials']} trials: {counts}.", ""]
+    if best:
+        lines += ["## Best against the defaults", "",
+                  f"| | trial | {metric} | epochs | test_acc |", "|---|---|---|---|---|"]
+        for label, record in (("best", best), ("baseline (defaults)", baseline)):
+            if record:
+                test = _value(record["test_acc"]) if record["test_acc"] is not None else ""
+                shown = _value(record["metric"]) if record["metric"] is not None else record["status"]
+                lines.append(f"| {label} | {record['trial_id']} | {shown} | {record['epochs']} | {test} |")
+        if report["gain"] is not None:
+            lines += ["", f"Tuning gained **{report['gain']:+.4f}** {metric} over the defaults."]
+        lines += ["", "Best config: " + ", ".join(f"`{k}={_value(v)}`" for k, v in best["tuned"].items()),
+                  "", f"Retrain it: `{command}` ({best_file})" if best_file else "", ""]
+    if report["sensitivity"]:
+        lines += ["## Which hyperparameters mattered", "",
+                  "| hyperparameter | kind | importance |", "|---|---|---|"]
+        lines += [f"| {e['name']} | {e['kind']} | {e['score']:.3f} |" for e in report["sensitivity"]]
+        lines += ["", "Random-forest permutation importance of each hyperparameter on the trials' best "
+                  f"{metric} (see hypersweep/sensitivity.py for the method and its caveats).", ""]
+    lines += ["## Leaderboard", "", f"| trial | {metric} | epochs | status | tuned values |",
+              "|---|---|---|---|---|"]
+    for record in report["leaderboard"]:
+        tuned = ", ".join(f"{k}={_value(v)}" for k, v in record["tuned"].items())
+        lines.append(f"| {record['trial_id']} | {record['metric']:.4f} | {record['epochs']} | "
+                     f"{record['status']} | {tuned} |")
+    if report["rungs"]:
+        lines += ["", "## ASHA rungs", "", "| rung (epochs) | trials that reached it |", "|---|---|"]
+        lines += [f"| {rung['epochs']} | {rung['trials']} |" for rung in report["rungs"]]
+    if report["failures"]:
+        lines += ["", "## Failures by cause", ""]
+        lines += [f"- {f['trials']} x `{f['error']}`" for f in report["failures"]]
+    lines += [""] + [f"![{title}]({path})" for title, path in images.items()]
+    return "\n".join(lines) + "\n"
+
+
+def short_text(report: dict, command: str) -> str:
+    """The few lines printed to the console."""
+    metric, best, baseline = report["metric"], report["best"], report["baseline"]
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report["counts"].items()))
+    lines = [f"{report['name']}: {report['trials']} trials ({counts})"]
+    if best:
+        lines.append(f"best {best['trial_id']}: {metric} {best['metric']:.4f}"
+                     + (f"; defaults {baseline['metric']:.4f}, gain {report['gain']:+.4f}"
+                        if report["gain"] is not None else ""))
+    if report["sensitivity"]:
+        lines.append("mattered most: " + ", ".join(
+            f"{e['name']} {e['score']:.2f}" for e in report["sensitivity"][:4]))
+    if best:
+        lines.append(f"retrain the best: {command}")
+    return "\n".join(lines)
+
+
+def _tensorboard(experiment: str, report: dict, image: str | None) -> None:
+    import matplotlib.image
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(os.path.join(experiment, "tensorboard", "report"))
+    table = "\n".join(["| hyperparameter | kind | importance |", "|---|---|---|"]
+                      + [f"| {e['name']} | {e['kind']} | {e['score']:.3f} |"
+                         for e in report["sensitivity"]])
+    writer.add_text("sensitivity", table)
+    if image:
+        writer.add_image("sensitivity", matplotlib.image.imread(image)[..., :3], dataformats="HWC")
+    writer.close()
+
+
+def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[dict, str]:
+    """Build the report and write every file; returns it and the console text."""
+    from hypersweep import plots
+
+    experiment = os.path.abspath(experiment)
+    report = build_report(experiment)
+    config = _load_config(experiment)
+    records = load_records(experiment, config)
+    figures = os.path.join(experiment, "report")
+    os.makedirs(figures, exist_ok=True)
+    images = {"best so far": plots.best_so_far(records, report["metric"], report["mode"],
+                                               os.path.join(figures, "best_so_far.png"))}
+    if report["sensitivity"]:
+        images["sensitivity"] = plots.sensitivity_bars(report["sensitivity"],
+                                                       os.path.join(figures, "sensitivity.png"))
+        top = report["sensitivity"][0]["name"]
+        dims: dict[str, Dimension] = {d.path: d for d in parse_space(config)}
+        images[f"{report['metric']} against {top}"] = plots.metric_against(
+            records, top, report["metric"], dims[top].log, os.path.join(figures, "top_hyperparameter.png"))
+    best_file = export_best(experiment, report, conf_dir)
+    command = f"python launch.py experiment={config['name']}_best"
+    if best_file and conf_dir.resolve() != CONF_EXPERIMENTS:
+        command += f" 'hydra.searchpath=[file://{conf_dir.parent}]'"
+    report["best_config_file"] = str(best_file) if best_file else None
+    report["retrain_command"] = command
+    relative = {title: os.path.relpath(path, experiment) for title, path in images.items()}
+    write_json(os.path.join(experiment, "report.json"), report)
+    with open(os.path.join(experiment, "report.md"), "w") as handle:
+        handle.write(markdown(report, relative, best_file, command))
+    if report["sensitivity"]:
+        _tensorboard(experiment, report, images.get("sensitivity"))
+    return report, short_text(report, command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`hypersweep report EXPERIMENT_DIR [--conf-dir DIR]`."""
+    parser = argparse.ArgumentParser(prog="hypersweep report", description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", help="the experiment directory, e.g. runs/digits_mlp")
+    parser.add_argument("--conf-dir", type=Path, default=CONF_EXPERIMENTS,
+                        help="where to write <name>_best.yaml (default: conf/experiment)")
+    args = parser.parse_args(argv)
+    try:
+        _, text = write_report(args.experiment, args.conf_dir)
+    except HypersweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"report: {os.path.join(os.path.abspath(args.experiment), 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The sweep report on real experiments: planted structure, best-config retraining, partial runs."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hypersweep.report import main as report_main
+from tests.conftest import ROOT, run_launch
+from tests.planted import planted_accuracy
+from tests.test_resume import _read_until_progress, _start, _stop_session
+
+PLANTED = ("experiment=smoke", "trainable=tests.planted.PlantedTrainable", "search=random",
+           "scheduler=fifo", "num_samples=40", "train.max_epochs=3", "~space.model", "~space.optim",
+           "~space.train", "+model.x=0.5", "+model.y=0.5", "+model.z=0.5",
+           "+space.model.x={type:uniform,low:0,high:1,kind:training}",
+           "+space.model.y={type:uniform,low:0,high:1,kind:regularization}",
+           "+space.model.z={type:uniform,low:0,high:1,kind:data}")
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("planted")
+    done = run_launch(*PLANTED, cwd=workdir)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return workdir
+
+
+def test_the_report_ranks_a_planted_structure_strong_weak_none(planted, capsys):
+    experiment = planted / "runs" / "smoke"
+    conf = planted / "conf" / "experiment"
+    assert report_main([str(experiment), "--conf-dir", str(conf)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((experiment / "report.json").read_text())
+    ranking = [entry["name"] for entry in report["sensitivity"]]
+    assert ranking == ["model.x", "model.y", "model.z"]
+    assert report["sensitivity"][0]["score"] > 0.6
+    assert [e["kind"] for e in report["sensitivity"]] == ["training", "regularization", "data"]
+    assert report["counts"] == {"finished": 40}
+    assert report["baseline"]["tuned"] == {"model.x": 0.5, "model.y": 0.5, "model.z": 0.5}
+    assert report["gain"] == pytest.approx(report["best"]["metric"] - report["baseline"]["metric"])
+    assert "mattered most: model.x" in printed and "retrain the best: python launch.py" in printed
+    markdown = (experiment / "report.md").read_text()
+    for picture in ("best_so_far.png", "sensitivity.png", "top_hyperparameter.png"):
+        assert (experiment / "report" / picture).read_bytes()[:4] == b"\x89PNG"
+        assert f"(report/{picture})" in markdown
+    assert "| model.x | training |" in markdown
+
+
+def test_the_best_config_file_retrains_to_the_best_metric(planted):
+    experiment = planted / "runs" / "smoke"
+    conf = planted / "conf" / "experiment"
+    report_main([str(experiment), "--conf-dir", str(conf)])
+    report = json.loads((experiment / "report.json").read_text())
+    assert (conf / "smoke_best.yaml").is_file()
+    done = run_launch("experiment=smoke_best", f"hydra.searchpath=[file://{conf.parent}]", cwd=planted)
+    assert done.returncode == 0, done.stderr[-3000:]
+    retrained = json.loads((planted / "runs" / "smoke_best" / "summary.json").read_text())
+    (trial,) = retrained["trials"]
+    assert {k: trial["tuned"][k] for k in report["best"]["tuned"]} == report["best"]["tuned"]
+    # Deterministic trainable: the retrained metric equals the sweep's best (tolerance: float noise).
+    assert trial["metric"] == pytest.approx(report["best"]["metric"], abs=1e-9)
+    tuned = report["best"]["tuned"]
+    assert trial["metric"] == pytest.approx(planted_accuracy(tuned["model.x"], tuned["model.y"], 3))
+
+
+def test_the_torch_best_config_retrains_to_the_same_metric_on_cpu(tmp_path):
+    done = run_launch("experiment=smoke", "num_samples=4", "train.max_epochs=3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    conf = tmp_path / "conf" / "experiment"
+    assert report_main([str(tmp_path / "runs" / "smoke"), "--conf-dir", str(conf)]) == 0
+    best = json.loads((tmp_path / "runs" / "smoke" / "report.json").read_text())["best"]
+    done = run_launch("experiment=smoke_best", f"hydra.searchpath=[file://{conf.parent}]", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (trial,) = json.loads((tmp_path / "runs" / "smoke_best" / "summary.json").read_text())["trials"]
+    # Same seed, same values, same epochs on the CPU: the same curve. 1e-6 allows float noise.
+    assert trial["metric"] == pytest.approx(best["metric"], abs=1e-6)
+
+
+def test_the_report_of_an_interrupted_and_of_a_running_experiment(tmp_path):
+    args = ("experiment=smoke", "num_samples=10", "train.max_epochs=6", "scheduler=fifo")
+    process = _start(tmp_path, *args)
+    _read_until_progress(process, 2)
+    experiment = tmp_path / "runs" / "smoke"
+    while_running = subprocess.run([sys.executable, "-m", "hypersweep.report", str(experiment),
+                                    "--conf-dir", str(tmp_path / "conf")], cwd=ROOT,
+                                   capture_output=True, text=True, timeout=120)
+    assert while_running.returncode == 0, while_running.stderr[-3000:]
+    running = json.loads((experiment / "report.json").read_text())
+    assert running["counts"].get("finished", 0) >= 2
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    _stop_session(process.pid)
+    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf")]) == 0
+    interrupted = json.loads((experiment / "report.json").read_text())
+    assert interrupted["counts"].get("finished", 0) >= running["counts"].get("finished", 0)
+    assert interrupted["trials"] < 10 or interrupted["counts"].get("unfinished", 0) > 0
+    assert re.search(r"\d+ trials:", (experiment / "report.md").read_text())
+
+
+def test_report_of_a_directory_without_a_sweep_is_one_line(tmp_path, capsys):
+    assert report_main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: report: {tmp_path} holds no sweep (sweep.json is missing); give the experiment "
+        f"directory, e.g. runs/digits_mlp")
+
+
+def test_the_console_script_dispatches_report(planted):
+    script = Path(sys.executable).parent / "hypersweep"
+    done = subprocess.run([str(script), "report", str(planted / "runs" / "smoke"), "--conf-dir",
+                           str(planted / "conf" / "experiment")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "smoke: 40 trials (40 finished)" in done.stdout
