@@ -74,3 +74,7 @@ class TrialBoard:
         self.writer.file_writer.add_summary(
             session_end("failure" if outcome in ("diverged", "failed") else "success"))
         self.writer.close()
+
+    def close_unfinished(self) -> None:
+        """Close without an outcome, for a trial that will go on elsewhere."""
+        self.writer.close()

@@ -220,9 +220,15 @@ class TorchTrainable(tune.Trainable):
         return "finished" if self.epoch >= self.settings["train"]["max_epochs"] else "stopped early"
 
     def _close_board(self) -> None:
-        if self.board is not None:
+        if self.board is None:
+            return
+        if self.epoch == 0 and not self.failed:
+            # Ended before its first step (Ray moved it to another actor): no outcome to record;
+            # the actor that runs it will write one.
+            self.board.close_unfinished()
+        else:
             self.board.close(self.outcome(), step=self.epoch)
-            self.board = None
+        self.board = None
 
     def cleanup(self) -> None:
         self._close_board()
