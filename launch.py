@@ -47,6 +47,23 @@ def _group_choices() -> dict[str, str]:
     return {group: str(option) for group, option in choices.items() if not group.startswith("hydra")}
 
 
+def _dry_run(config: dict, dims: list) -> int:
+    """Print what the sweep would do on the current cluster, and start no trial."""
+    from hypersweep.cluster import alive_nodes, connect
+    from hypersweep.experiment import planned_trials
+    from hypersweep.preflight import concurrent_trials, local_nodes, trial_request
+    from hypersweep.summary import dry_run_text
+
+    if config["cluster"]["address"] == "local":
+        nodes = local_nodes(config["cluster"])
+    else:
+        with connect(config["cluster"]):
+            nodes = alive_nodes()
+    at_once = concurrent_trials(trial_request(config["resources"]), nodes, config["max_concurrent"])
+    print(dry_run_text(config, planned_trials(config, dims), at_once, len(nodes)), flush=True)
+    return 0
+
+
 def sweep(config: dict) -> int:
     """Validate a plain config, run its sweep and print the outcome; returns the exit code."""
     dims = validate(config)
@@ -59,11 +76,13 @@ def sweep(config: dict) -> int:
     from hypersweep.summary import outcome_text, plan_text
     from trainables.trainable import experiment_dir
 
-    resume = should_resume(config)
     print(plan_text(config, dims), flush=True)
+    if config["dry_run"]:
+        return _dry_run(config, dims)
+    resume = should_resume(config)
     if resume:
         print(f"resuming the sweep in {config['storage_path']}/{config['name']}", flush=True)
-    with connect(config["cluster"]):
+    with connect(config["cluster"]) as ray_logs:
         check_cluster(config)
         # After ray.init, which installs a SIGTERM handler of its own that just exits.
         signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
@@ -73,6 +92,8 @@ def sweep(config: dict) -> int:
     baseline = baseline_record(records, config, dims)
     save_summary(config, experiment_dir(config), records, best, baseline)
     print(outcome_text(config, records, best, baseline), flush=True)
+    if ray_logs:
+        print(f"ray logs: {ray_logs}", flush=True)
     if outcome.interrupted:
         print(f"interrupted; the state is saved. Resume with: {resume_command(_overrides())}",
               flush=True)

@@ -115,8 +115,10 @@ def _init_options(cluster: dict) -> dict:
 
 
 @contextmanager
-def connect(cluster: dict) -> Iterator[None]:
+def connect(cluster: dict) -> Iterator[str | None]:
     """Start the embedded Ray, or join the cluster at cluster.address; shut down afterwards.
+
+    Yields the directory of Ray's own logs for this session (None where Ray does not say).
 
     Raises ClusterError with one line when the cluster cannot be reached or refuses the token.
     """
@@ -128,7 +130,7 @@ def connect(cluster: dict) -> Iterator[None]:
         _prepare_auth(cluster)
     try:
         with _stderr_captured() as logged:
-            ray.init(**_init_options(cluster))
+            context = ray.init(**_init_options(cluster))
         sys.stderr.write(logged[0])  # connected: Ray's own warnings are worth seeing
     except Exception as err:
         address = cluster["address"]
@@ -140,8 +142,9 @@ def connect(cluster: dict) -> Iterator[None]:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ClusterError(f"cluster.address: cannot connect to {address} ({reason}); is the head "
                            f"node up (`ray start --head`) and the address HOST:6379?") from None
+    session = getattr(context, "address_info", {}).get("session_dir")
     try:
-        yield
+        yield os.path.join(session, "logs") if session else None
     finally:
         ray.shutdown()
 

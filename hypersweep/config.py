@@ -70,6 +70,7 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("max_failures", lambda v: _is_int(v, 0), "a whole number >= 0 (retries of a failing trial)"),
     ("snapshot_seconds", lambda v: _is_number(v, 0, strict=True), "a number of seconds > 0"),
     ("allow_version_change", lambda v: isinstance(v, bool), "true or false"),
+    ("dry_run", lambda v: isinstance(v, bool), "true or false"),
 ]
 
 

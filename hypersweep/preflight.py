@@ -78,3 +78,22 @@ def check_cluster(config: dict) -> None:
     storage = config["storage_path"]
     local_type = "uri" if "://" in storage else filesystem_type(storage)
     check_storage(storage, nodes, ray.util.get_node_ip_address(), local_type)
+
+
+def concurrent_trials(request: dict[str, float], nodes: list[dict], max_concurrent: int) -> int:
+    """How many trials the cluster runs at once (each node packs what fits), capped by the config."""
+    fits = 0
+    for node in nodes:
+        limits = [int(node.get(key, 0) // amount) for key, amount in request.items() if amount > 0]
+        fits += min(limits) if limits else 0
+    return min(fits, max_concurrent) if max_concurrent else fits
+
+
+def local_nodes(cluster: dict) -> list[dict]:
+    """The embedded Ray's one node, as ray.nodes() would describe it, without starting Ray."""
+    import torch
+
+    cpus = cluster.get("num_cpus") or os.cpu_count() or 1
+    gpus = cluster.get("num_gpus")
+    return [{"ip": "127.0.0.1", "CPU": float(cpus),
+             "GPU": float(torch.cuda.device_count() if gpus is None else gpus)}]

@@ -6,6 +6,9 @@ from typing import Any
 
 from ray.tune import Callback
 
+from hypersweep.summary import tuned_text
+from schedulers.space import tuned_values
+
 
 class TrialLines(Callback):
     """Prints `[ended/total] trial ... status ... | best so far` as each trial ends."""
@@ -28,14 +31,21 @@ class TrialLines(Callback):
 
     def _print(self, trial: Any, status: str, value: float | None, trials: list) -> None:
         # Counted from the trials, not kept: a resumed sweep starts with some already ended.
-        ended = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
-        if value is not None and math.isfinite(value) and self._better(value):
+        others = [t for t in trials if t is not trial]
+        ended = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in others)
+        running = sum(t.status == "RUNNING" for t in others)
+        pending = self.total - ended - running
+        improved = value is not None and math.isfinite(value) and self._better(value)
+        if improved:
             self.best = value
         shown = f"{self.metric} {value:.4f}" if value is not None and math.isfinite(value) else ""
         best = f"best {self.best:.4f}" if self.best is not None else "no best yet"
         elapsed = time.monotonic() - self.started
+        left = elapsed / ended * (self.total - ended)
         print(f"[{ended}/{self.total}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
-              f"{elapsed:.0f}s", flush=True)
+              f"{running} running, {pending} to go | {elapsed:.0f}s, ~{left:.0f}s left", flush=True)
+        if improved:
+            print(f"    new best: {tuned_text(tuned_values(trial.config))}", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

@@ -4,7 +4,11 @@ from collections import Counter
 
 from hypersweep.records import TrialRecord
 from schedulers.space import Dimension, discrete_combinations
-from schedulers.trial_schedulers import describe_scheduler
+from schedulers.trial_schedulers import (
+    describe_scheduler,
+    estimated_epochs,
+    expected_trials_per_rung,
+)
 from trainables.trainable import experiment_dir
 
 STATUS_ORDER = ("finished", "stopped early", "diverged", "failed", "unfinished")
@@ -48,7 +52,8 @@ def plan_text(config: dict, dims: list[Dimension]) -> str:
     return "\n".join(lines)
 
 
-def _tuned_text(tuned: dict) -> str:
+def tuned_text(tuned: dict) -> str:
+    """`name=value` pairs on one line, floats to 4 significant digits."""
     return "  ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
                      for name, value in tuned.items())
 
@@ -75,10 +80,24 @@ def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | N
         if best.test_acc is not None:
             lines.append(f"  test accuracy {best.test_acc:.4f} (held-out split: the number "
                          f"to quote)")
-        lines.append(f"  config: {_tuned_text(best.tuned)}")
+        lines.append(f"  config: {tuned_text(best.tuned)}")
     for record in records:
         if record.status == "failed":
             lines.append(f"  failed {record.trial_id}: {record.error} (see {record.path}/error.txt)")
     path = experiment_dir(config)
     lines += [f"experiment: {path}", f"tensorboard --logdir {path}/tensorboard"]
     return "\n".join(lines)
+
+
+def dry_run_text(config: dict, trials: int, at_once: int, nodes: int) -> str:
+    """What a dry run adds to the plan: parallelism, epochs per rung and the total estimate."""
+    rungs = ", ".join(f"{epochs} epochs: ~{reaching:.0f} trials"
+                      for epochs, reaching in expected_trials_per_rung(config, trials))
+    total = estimated_epochs(config, trials)
+    everything = trials * config["train"]["max_epochs"]
+    return "\n".join([
+        f"  at once:   {at_once} trials on this cluster ({nodes} node{'s' if nodes != 1 else ''})",
+        f"  training:  {rungs}",
+        f"  estimate:  ~{total:,.0f} epochs in all ({everything:,} without early stopping)",
+        "dry run: nothing was started.",
+    ])

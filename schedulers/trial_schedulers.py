@@ -62,3 +62,27 @@ def describe_scheduler(config: dict) -> str:
     epochs = ", ".join(str(r * per_step) for r in rungs)
     return (f"asha (reduction factor {settings['reduction_factor']}; rungs at epochs {epochs}; "
             f"at most {config['train']['max_epochs']} epochs)")
+
+
+def expected_trials_per_rung(config: dict, trials: int) -> list[tuple[int, float]]:
+    """(epochs, trials expected to train that far) for each ASHA rung, then for the maximum.
+
+    ASHA keeps the best 1/reduction_factor of the trials at each rung; a trial stopped at a
+    rung trained exactly that far.
+    """
+    settings, per_step = config["scheduler"], config["train"]["epochs_per_step"]
+    if settings["name"] != "asha":
+        return [(config["train"]["max_epochs"], float(trials))]
+    rungs = asha_rungs(max_iterations(config), settings["grace_period"], settings["reduction_factor"])
+    stops = [rung for rung in rungs if rung < max_iterations(config)] + [max_iterations(config)]
+    return [(min(rung * per_step, config["train"]["max_epochs"]),
+             trials / settings["reduction_factor"] ** k) for k, rung in enumerate(stops)]
+
+
+def estimated_epochs(config: dict, trials: int) -> float:
+    """The epochs a sweep of `trials` trials is expected to train in total."""
+    total, previous = 0.0, 0
+    for epochs, reaching in expected_trials_per_rung(config, trials):
+        total += (epochs - previous) * reaching
+        previous = epochs
+    return total

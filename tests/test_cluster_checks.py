@@ -114,3 +114,14 @@ def test_readme_documents_the_job_submission_command():
     assert "ray job submit --address http://127.0.0.1:8265 --working-dir . -- python launch.py" in readme
     assert "cluster=remote cluster.address=auto" in readme
     assert Path(ROOT / "deploy" / "rayjob.yaml").name in readme
+
+
+@pytest.mark.parametrize(("request_", "max_concurrent", "expected"), [
+    ({"CPU": 1.0, "GPU": 0.0}, 0, 24),        # 8 + 16 CPUs
+    ({"CPU": 1.0, "GPU": 0.25}, 0, 4),        # one GPU node, four trials per GPU
+    ({"CPU": 4.0, "GPU": 0.0}, 3, 3),         # capped by max_concurrent
+])
+def test_trials_at_once_on_a_cluster(request_, max_concurrent, expected):
+    from hypersweep.preflight import concurrent_trials
+
+    assert concurrent_trials(request_, [NODE, GPU_LESS], max_concurrent) == expected

@@ -1,5 +1,6 @@
 """The real conf/ tree: every preset and every group option composes, validates and builds."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,20 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path):
     assert "_target_: trainables.models.SmallCNN" in done.stdout
     assert "num_samples: 7" in done.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_estimated_epochs_follow_the_asha_rungs(compose_config):
+    from schedulers.trial_schedulers import estimated_epochs, expected_trials_per_rung
+
+    config = compose_config()  # 20 epochs, grace 2, factor 3: rungs at 2, 6, 18
+    assert expected_trials_per_rung(config, 27) == [(2, 27), (6, 9), (18, 3), (20, 1)]
+    assert estimated_epochs(config, 27) == 2 * 27 + 4 * 9 + 12 * 3 + 2 * 1
+    assert estimated_epochs(compose_config("scheduler=fifo"), 27) == 27 * 20
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path):
+    done = run_launch("experiment=smoke", "dry_run=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"at once:   \d+ trials on this cluster \(1 node\)", done.stdout)
+    assert "estimate:  ~" in done.stdout and "dry run: nothing was started." in done.stdout
+    assert not list(tmp_path.rglob("sweep.json")) and not list(tmp_path.rglob("trial_*"))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hypersweep.report import main as report_main
 from tests.conftest import ROOT, run_launch
@@ -49,6 +50,11 @@ def test_the_report_ranks_a_planted_structure_strong_weak_none(planted, capsys):
         assert (experiment / "report" / picture).read_bytes()[:4] == b"\x89PNG"
         assert f"(report/{picture})" in markdown
     assert "| model.x | training |" in markdown
+    board = EventAccumulator(str(experiment / "tensorboard" / "report"))
+    board.Reload()
+    assert "sensitivity" in board.Tags()["images"]
+    (text,) = board.Tensors("sensitivity/text_summary")
+    assert b"| model.x | training |" in text.tensor_proto.string_val[0]
 
 
 def test_the_best_config_file_retrains_to_the_best_metric(planted):

@@ -42,7 +42,11 @@ def test_the_sweep_succeeds_and_prints_its_plan_and_outcome(smoke):
     assert re.search(r"test accuracy 0\.\d{4} \(held-out split", out)
     assert re.search(r"trials: 6 = \d finished, \d stopped early, 0 diverged, 0 failed", out)
     assert f"tensorboard --logdir {experiment}/tensorboard" in out
+    assert re.search(r"^ray logs: /\S+/session_[^/]+/logs$", out, flags=re.M)
     assert len(re.findall(r"^\[\d/6\] ", out, flags=re.M)) == 6, "one progress line per trial"
+    assert re.search(r"^\[6/6\] \w+ .* \| best 0\.\d{4} \| 0 running, 0 to go \| \d+s, ~0s left$", out,
+                     flags=re.M)
+    assert re.search(r"^    new best: model\.hidden_layers=\d", out, flags=re.M)
 
 
 def test_the_summary_has_every_trial_the_baseline_and_a_best_inside_the_space(smoke, compose_config):
