@@ -208,3 +208,25 @@ def test_a_trial_that_crashes_is_retried_from_its_last_checkpoint(tmp_path):
     # 60 forward passes = 3 epochs of 17 batches + 3 evaluations: the crash came in epoch 4,
     # and the retry went on from the checkpoint of epoch 3 rather than from zero.
     assert _iterations(tmp_path / "runs" / "smoke", trial["trial_id"]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_failed_retry_runs_a_failed_trial_again_from_its_checkpoint(tmp_path):
+    marker = tmp_path / "crashed"
+    args = ("experiment=smoke", "num_samples=1", "train.max_epochs=6", "scheduler=fifo",
+            "model._target_=tests.faulty.CrashesOnce", f"+model.marker={marker}",
+            "+model.crash_after=60", "train.batch_size=64", "max_failures=0")
+    first = run_launch(*args, cwd=tmp_path)
+    experiment = tmp_path / "runs" / "smoke"
+    (failed,) = _summary(experiment)["trials"]
+    assert failed["status"] == "failed" and "simulated out-of-memory" in failed["error"]
+    assert first.returncode == 1, "no trial succeeded"
+
+    skipped = run_launch(*args, cwd=tmp_path)
+    assert _summary(experiment)["trials"][0]["status"] == "failed", "by default a resume skips it"
+    assert skipped.returncode == 1
+
+    retried = run_launch(*args, "resume_failed=retry", cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    (trial,) = _summary(experiment)["trials"]
+    assert trial["trial_id"] == failed["trial_id"] and trial["status"] == "finished"
+    assert _iterations(experiment, trial["trial_id"]) == [1, 2, 3, 4, 5, 6], "went on from epoch 3"
