@@ -7,7 +7,6 @@
 """
 
 import os
-import signal
 import sys
 
 import hydra
@@ -15,16 +14,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hypersweep.config import to_plain, validate
+from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
-
-EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
-
-
-def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
-    # Ray Tune stops gracefully and saves its state on SIGINT; give SIGTERM (a scheduler or
-    # `kill`) the same clean stop.
-    os.kill(os.getpid(), signal.SIGINT)
+from hypersweep.sweep import sweep
 
 
 def _place_experiment(config: dict) -> None:
@@ -47,60 +39,6 @@ def _group_choices() -> dict[str, str]:
     return {group: str(option) for group, option in choices.items() if not group.startswith("hydra")}
 
 
-def _dry_run(config: dict, dims: list) -> int:
-    """Print what the sweep would do on the current cluster, and start no trial."""
-    from hypersweep.cluster import alive_nodes, connect
-    from hypersweep.experiment import planned_trials
-    from hypersweep.preflight import concurrent_trials, local_nodes, trial_request
-    from hypersweep.summary import dry_run_text
-
-    if config["cluster"]["address"] == "local":
-        nodes = local_nodes(config["cluster"])
-    else:
-        with connect(config["cluster"]):
-            nodes = alive_nodes()
-    at_once = concurrent_trials(trial_request(config["resources"]), nodes, config["max_concurrent"])
-    print(dry_run_text(config, planned_trials(config, dims), at_once, len(nodes)), flush=True)
-    return 0
-
-
-def sweep(config: dict) -> int:
-    """Validate a plain config, run its sweep and print the outcome; returns the exit code."""
-    dims = validate(config)
-    # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
-    from hypersweep import experiment
-    from hypersweep.cluster import connect
-    from hypersweep.preflight import check_cluster
-    from hypersweep.records import baseline_record, best_record, save_summary
-    from hypersweep.resume import resume_command, should_resume
-    from hypersweep.summary import outcome_text, plan_text
-    from trainables.trainable import experiment_dir
-
-    print(plan_text(config, dims), flush=True)
-    if config["dry_run"]:
-        return _dry_run(config, dims)
-    resume = should_resume(config)
-    if resume:
-        print(f"resuming the sweep in {config['storage_path']}/{config['name']}", flush=True)
-    with connect(config["cluster"]) as ray_logs:
-        check_cluster(config)
-        # After ray.init, which installs a SIGTERM handler of its own that just exits.
-        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
-        outcome = experiment.run(config, dims, resume, _group_choices())
-    records = outcome.records
-    best = best_record(records, config["mode"])
-    baseline = baseline_record(records, config, dims)
-    save_summary(config, experiment_dir(config), records, best, baseline)
-    print(outcome_text(config, records, best, baseline), flush=True)
-    if ray_logs:
-        print(f"ray logs: {ray_logs}", flush=True)
-    if outcome.interrupted:
-        print(f"interrupted; the state is saved. Resume with: {resume_command(_overrides())}",
-              flush=True)
-        return EXIT_INTERRUPTED
-    return 0 if best is not None else 1
-
-
 # An absolute path, so the installed `hypersweep` console script finds conf/ from any directory.
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
@@ -111,7 +49,7 @@ def main(cfg: DictConfig) -> None:
     try:
         config = to_plain(cfg)
         _place_experiment(config)
-        code = sweep(config)
+        code = sweep(config, _overrides(), _group_choices())
     except HypersweepError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -128,9 +128,18 @@ def connect(cluster: dict) -> Iterator[str | None]:
     # carries the cluster's authentication settings.
     if cluster["address"] not in ("local", "auto"):
         _prepare_auth(cluster)
+    # In client mode the server starts a process per client, which can miss its start-up deadline
+    # on a loaded head node; one more try is what a user would do by hand.
+    attempts = 2 if cluster["address"].startswith("ray://") else 1
     try:
-        with _stderr_captured() as logged:
-            context = ray.init(**_init_options(cluster))
+        for attempt in range(1, attempts + 1):
+            try:
+                with _stderr_captured() as logged:
+                    context = ray.init(**_init_options(cluster))
+                break
+            except ConnectionError as err:
+                if attempt == attempts or _caused_by_auth(err, logged[0] if logged else ""):
+                    raise
         sys.stderr.write(logged[0])  # connected: Ray's own warnings are worth seeing
     except Exception as err:
         address = cluster["address"]

@@ -115,12 +115,16 @@ def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):
     assert len(summary["trials"]) == 2 and summary["best"] is not None
 
 
-def test_a_sweep_through_ray_client_mode(gpu_cluster, tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "launch.py"), "cluster=remote",
-         f"cluster.address={gpu_cluster.client_address}", "experiment=smoke", "num_samples=2",
-         "train.max_epochs=2"], cwd=tmp_path, env={**gpu_cluster.env, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=600)
+def test_a_sweep_through_ray_client_mode(tmp_path):
+    cluster = LocalCluster(workers=0, cpus=2)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "launch.py"), "cluster=remote",
+             f"cluster.address={cluster.client_address}", "experiment=smoke", "num_samples=2",
+             "train.max_epochs=2"], cwd=tmp_path, env={**cluster.env, "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, timeout=600)
+    finally:
+        cluster.stop()
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "runs" / "smoke" / "summary.json").read_text())
     assert len(summary["trials"]) == 2 and summary["best"] is not None

@@ -9,7 +9,7 @@ import torch
 
 from hypersweep.config import validate
 from hypersweep.errors import ConfigError
-from launch import sweep
+from hypersweep.sweep import sweep
 from tests.conftest import CONF, run_launch
 from trainables.targets import build
 
@@ -110,7 +110,7 @@ def test_bad_configs_fail_in_one_line_before_ray_starts(compose_config, override
         return
     config = compose_config(*overrides)
     with pytest.raises(ConfigError) as raised:
-        sweep(config)
+        sweep(config, [], {})
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
     assert not ray.is_initialized()
