@@ -203,8 +203,8 @@ class TorchTrainable(tune.Trainable):
         os.replace(path + ".tmp", path)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location=self.device,
-                           weights_only=True)
+        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+        state = torch.load(path, weights_only=True, map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = state["epoch"]
