@@ -71,6 +71,7 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("snapshot_seconds", lambda v: _is_number(v, 0, strict=True), "a number of seconds > 0"),
     ("allow_version_change", lambda v: isinstance(v, bool), "true or false"),
     ("dry_run", lambda v: isinstance(v, bool), "true or false"),
+    ("reuse_actors", lambda v: isinstance(v, bool), "true or false"),
 ]
 
 
