@@ -182,9 +182,3 @@ def baseline_point(config: dict, dims: list[Dimension]) -> dict:
 def tuned_values(config: dict) -> dict[str, Any]:
     """The tuned hyperparameters of a trial config, by dotted name."""
     return {path: get_path(config, path, None) for path, _ in iter_specs(config.get("space") or {})}
-
-
-def tuned_kinds(config: dict) -> dict[str, str | None]:
-    """Each tuned hyperparameter's kind (training, architecture, ...), by dotted name."""
-    return {path: spec.get("kind") if isinstance(spec, dict) else None
-            for path, spec in iter_specs(config.get("space") or {})}
