@@ -75,6 +75,23 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
 ]
 
 
+def _check_pbt_schedule(config: dict, live_settings: tuple[str, ...] | None) -> None:
+    schedule = config.get("pbt_schedule") or []
+    if not isinstance(schedule, list):
+        raise ConfigError(f"pbt_schedule: needs a list of {{epoch: E, values: {{...}}}}, "
+                          f"got {schedule!r}")
+    for index, entry in enumerate(schedule):
+        key = f"pbt_schedule[{index}]"
+        if not isinstance(entry, dict) or not _is_int(entry.get("epoch"), 0) \
+                or not isinstance(entry.get("values"), dict):
+            raise ConfigError(f"{key}: needs {{epoch: E (a whole number >= 0), values: "
+                              f"{{optim.lr: ...}}}}, got {entry!r}")
+        for path in entry["values"]:
+            if live_settings is not None and path not in live_settings:
+                raise ConfigError(f"{key}.values: {path} cannot change during training; the "
+                                  f"trainable can change {', '.join(live_settings)}")
+
+
 def validate(config: dict) -> list[Dimension]:
     """Check the whole config and return the search space's dimensions.
 
@@ -90,10 +107,11 @@ def validate(config: dict) -> list[Dimension]:
     if config["trainable"] == DEFAULT_TRAINABLE and config["metric"] not in REPORTED_METRICS:
         raise ConfigError(f"metric: {config['metric']!r} is not reported by TorchTrainable; use one "
                           f"of {', '.join(REPORTED_METRICS)}")
+    targets = {}
     for key in ("model._target_", "data._target_", "trainable"):
         target = get_path(config, key, None)
         try:
-            import_target(str(target))
+            targets[key] = import_target(str(target))
         except ImportError as err:
             raise ConfigError(f"{key}: cannot import {target!r} ({err}); give a dotted path to a "
                               f"class or function on the Python path") from None
@@ -104,5 +122,7 @@ def validate(config: dict) -> list[Dimension]:
                           f"and cannot be tuned per trial; remove it (~space.{data_dims[0]})")
     dims = parse_space(config)
     check_search(config, dims)
-    check_scheduler(config)
+    live_settings = getattr(targets["trainable"], "LIVE_SETTINGS", None)
+    check_scheduler(config, dims, live_settings)
+    _check_pbt_schedule(config, live_settings)
     return dims

@@ -27,6 +27,27 @@ def planned_trials(config: dict, dims: list[Dimension]) -> int:
     return config["num_samples"]
 
 
+def checkpoint_config(config: dict) -> Any:
+    """When trials checkpoint and how many checkpoints they keep.
+
+    Under PBT a trial checkpoints at each perturbation, and keeps all of them: a bottom trial
+    may copy a top trial's checkpoint from several perturbations ago, and must find it there.
+    """
+    from ray import tune
+
+    if config["scheduler"]["name"] == "pbt":
+        return tune.CheckpointConfig(
+            num_to_keep=None,
+            checkpoint_frequency=config["scheduler"]["perturbation_interval"],
+            checkpoint_at_end=True,
+        )
+    return tune.CheckpointConfig(
+        num_to_keep=config["checkpoint"]["num_to_keep"],
+        checkpoint_frequency=config["checkpoint"]["frequency"],
+        checkpoint_at_end=True,
+    )
+
+
 @dataclass
 class Outcome:
     """What a run of the sweep left: a record per trial, and whether it was cut short."""
@@ -38,12 +59,12 @@ class Outcome:
 def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str]) -> Outcome:
     """Run the sweep (or resume it) until it ends or is interrupted (Ctrl-C, SIGTERM)."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from hypersweep.progress import TrialLines
+    from hypersweep.result_log import ResultLog
 
-    # The trainable writes TensorBoard itself, live and by dotted name; Ray's own TensorBoard
-    # logger would add a second, differently named copy of every run.
+    # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
+    # reports; Ray's own loggers would add a second TensorBoard copy and lose reports.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Every trial checkpoints at its end, which forces a state snapshot: that is what makes a
     # resume lose nothing, so Ray's "snapshotting may become a bottleneck" warning is expected.
@@ -72,7 +93,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
                 metric=config["metric"],
                 mode=config["mode"],
                 search_alg=build_search(config, dims),
-                scheduler=build_scheduler(config),
+                scheduler=build_scheduler(config, dims),
                 num_samples=config["num_samples"],
                 max_concurrent_trials=config["max_concurrent"] or None,
                 reuse_actors=config["reuse_actors"],
@@ -82,14 +103,9 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
             run_config=tune.RunConfig(
                 name=config["name"],
                 storage_path=config["storage_path"],
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=config["checkpoint"]["num_to_keep"],
-                    checkpoint_frequency=config["checkpoint"]["frequency"],
-                    checkpoint_at_end=True,
-                ),
+                checkpoint_config=checkpoint_config(config),
                 failure_config=tune.FailureConfig(max_failures=config["max_failures"]),
-                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
-                           TrialLines(config, total=planned_trials(config, dims))],
+                callbacks=[ResultLog(), TrialLines(config, total=planned_trials(config, dims))],
                 verbose=0,
             ),
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 from hypersweep.dotted import leaves
 from hypersweep.resume import write_json
+from schedulers.pbt import read_lineage
 from schedulers.space import Dimension, baseline_point, tuned_values
 
 SUMMARY_FILE = "summary.json"
@@ -31,7 +32,8 @@ class TrialRecord:
     best_metric: float | None  # the best value it reported on the way
     epochs: int
     test_acc: float | None
-    tuned: dict[str, Any]
+    tuned: dict[str, Any]  # the values it ended with
+    started_with: dict[str, Any]  # the values it started with (PBT changes them on the way)
     error: str | None
     failures: int  # times it raised; each retry went on from its last checkpoint
     path: str
@@ -63,7 +65,8 @@ def _best(values: list[float], mode: str) -> float | None:
     return max(finite) if mode == "max" else min(finite)
 
 
-def _record(trial: dict, meta: dict, experiment: str, config: dict) -> TrialRecord:
+def _record(trial: dict, meta: dict, experiment: str, config: dict,
+            starts: dict[str, dict]) -> TrialRecord:
     trial_id = trial["trial_id"]
     path = os.path.join(experiment, f"trial_{trial_id}")
     last = meta.get("last_result") or {}
@@ -89,6 +92,7 @@ def _record(trial: dict, meta: dict, experiment: str, config: dict) -> TrialReco
         epochs=epochs,
         test_acc=last.get("test_acc"),
         tuned=tuned_values(trial["config"]),
+        started_with=starts.get(trial_id, tuned_values(trial["config"])),
         error=_error_line(path) if status == "failed" else None,
         failures=int(meta.get("num_failures", 0)),
         path=path,
@@ -102,7 +106,9 @@ def load_records(experiment: str, config: dict) -> list[TrialRecord]:
         return []
     with open(snapshots[-1]) as handle:
         state = json.load(handle)
-    records = [_record(json.loads(trial), json.loads(meta), experiment, config)
+    starts = {event["trial_id"]: event["tuned"] for event in read_lineage(experiment)
+              if event["event"] == "start"}
+    records = [_record(json.loads(trial), json.loads(meta), experiment, config, starts)
                for trial, meta in state["trial_data"]]
     return sorted(records, key=lambda record: record.trial_id)
 
@@ -118,9 +124,9 @@ def best_record(records: list[TrialRecord], mode: str) -> TrialRecord | None:
 
 def baseline_record(records: list[TrialRecord], config: dict,
                     dims: list[Dimension]) -> TrialRecord | None:
-    """The trial that ran the config's own default values."""
+    """The trial that started with the config's own default values."""
     defaults = dict(leaves(baseline_point(config, dims)))
-    return next((r for r in records if r.tuned == defaults), None)
+    return next((r for r in records if r.started_with == defaults), None)
 
 
 def save_summary(config: dict, experiment: str, records: list[TrialRecord],

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import yaml
 
+from hypersweep.dotted import set_path
 from hypersweep.errors import ExperimentError, HypersweepError
 from hypersweep.records import RANKED, TrialRecord, baseline_record, best_record, load_records
 from hypersweep.resume import GROUPS_FILE, SWEEP_FILE, write_json
 from hypersweep.sensitivity import importance
+from schedulers.pbt import read_lineage, schedule_of
 from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import asha_rungs, max_iterations
 
@@ -49,6 +51,15 @@ def _rung_counts(config: dict, records: list[TrialRecord]) -> list[dict]:
             for rung in rungs]
 
 
+def _pbt_section(experiment: str, best: TrialRecord | None) -> dict | None:
+    """Who copied whom (PBT's exploits) and the schedule the best trial trained with."""
+    events = read_lineage(experiment)
+    if not events:
+        return None
+    return {"exploits": [e for e in events if e["event"] == "exploit"],
+            "best_schedule": schedule_of(best.trial_id, events) if best else []}
+
+
 def build_report(experiment: str) -> dict:
     """Everything the report says, as plain data (also written as report.json)."""
     config = _load_config(experiment)
@@ -73,6 +84,7 @@ def build_report(experiment: str) -> dict:
         "gain": gain,
         "failures": [{"error": error, "trials": count} for error, count in failures.most_common()],
         "rungs": _rung_counts(config, records),
+        "pbt": _pbt_section(experiment, best),
         "sensitivity": importance(records, dims, mode, seed=config["seed"]),
     }
 
@@ -91,11 +103,13 @@ def export_best(experiment: str, report: dict, conf_dir: Path) -> Path | None:
     preset = {key: value for key, value in config.items()
               if key not in ("cluster", "storage_path", "resume", "resume_failed")}
     for path, value in best["tuned"].items():
-        section = preset
-        *parents, leaf = path.split(".")
-        for part in parents:
-            section = section[part]
-        section[leaf] = value
+        set_path(preset, path, value)
+    schedule = (report["pbt"] or {}).get("best_schedule") or []
+    if schedule:
+        # PBT's best trial: start from its lineage's first values and switch as it did.
+        for path, value in schedule[0]["values"].items():
+            set_path(preset, path, value)
+        preset["pbt_schedule"] = schedule[1:]
     preset.update(name=name, num_samples=1)
     preset["scheduler"] = {"name": "fifo"}
     preset["train"]["max_epochs"] = best["epochs"]
@@ -148,11 +162,35 @@ def markdown(report: dict, images: dict[str, str], best_file: Path | None, comma
     if report["rungs"]:
         lines += ["", "## ASHA rungs", "", "| rung (epochs) | trials that reached it |", "|---|---|"]
         lines += [f"| {rung['epochs']} | {rung['trials']} |" for rung in report["rungs"]]
+    if report["pbt"]:
+        lines += _pbt_markdown(report["pbt"])
     if report["failures"]:
         lines += ["", "## Failures by cause", ""]
         lines += [f"- {f['trials']} x `{f['error']}`" for f in report["failures"]]
     lines += [""] + [f"![{title}]({path})" for title, path in images.items()]
     return "\n".join(lines) + "\n"
+
+
+def _changes(before: dict, after: dict) -> str:
+    return ", ".join(f"{path} {_value(before.get(path))} -> {_value(value)}"
+                     for path, value in after.items() if before.get(path) != value) or "no change"
+
+
+def _pbt_markdown(pbt: dict) -> list[str]:
+    lines = ["", "## PBT lineage", "",
+             f"{len(pbt['exploits'])} exploits: at a perturbation a bottom trial copied a top trial's "
+             "checkpoint (weights, optimizer state, epoch) and perturbed the copied values.", "",
+             "| epoch | trial | copied | its epoch | values (copied -> explored) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {e['epoch']} | {e['trial_id']} | {e['donor']} | {e['donor_epoch']} | "
+              f"{_changes(e['donor_values'], e['after'])} |" for e in pbt["exploits"]]
+    if pbt["best_schedule"]:
+        lines += ["", "The best trial's schedule (what its weights were trained with, through "
+                  "the trials it copied):", "", "| from epoch | values |", "|---|---|"]
+        lines += [f"| {entry['epoch']} | " + ", ".join(
+            f"{path}={_value(value)}" for path, value in entry["values"].items()) + " |"
+            for entry in pbt["best_schedule"]]
+    return lines
 
 
 def short_text(report: dict, command: str) -> str:

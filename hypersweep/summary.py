@@ -3,6 +3,7 @@
 from collections import Counter
 
 from hypersweep.records import TrialRecord
+from schedulers.pbt import read_lineage, schedule_of
 from schedulers.space import Dimension, discrete_combinations
 from schedulers.trial_schedulers import (
     describe_scheduler,
@@ -40,9 +41,11 @@ def plan_text(config: dict, dims: list[Dimension]) -> str:
         f"combinations; {len(continuous)} continuous"
         + (f" ({', '.join(d.path for d in continuous)})" if continuous else ""),
     ]
+    mutable = config["scheduler"].get("mutable", []) if config["scheduler"]["name"] == "pbt" else []
     for dim in dims:
         kind = f"  [{dim.kind}]" if dim.kind else ""
-        lines.append(f"    {dim.path:<{width}}  {dim.describe()}{kind}")
+        changes = "  (PBT mutates it)" if dim.path in mutable else ""
+        lines.append(f"    {dim.path:<{width}}  {dim.describe()}{kind}{changes}")
     resources = config["resources"]
     lines += [
         f"  search:    {_search_line(config)}",
@@ -86,6 +89,19 @@ def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | N
             lines.append(f"  failed {record.trial_id}: {record.error} (see {record.path}/error.txt)")
     path = experiment_dir(config)
     lines += [f"experiment: {path}", f"tensorboard --logdir {path}/tensorboard"]
+    return "\n".join(lines)
+
+
+def pbt_text(config: dict, best: TrialRecord | None) -> str:
+    """For a PBT sweep: how often trials copied each other, and the best trial's schedule."""
+    events = read_lineage(experiment_dir(config))
+    exploits = sum(event["event"] == "exploit" for event in events)
+    lines = [f"pbt: {exploits} exploits (who copied whom: hypersweep report "
+             f"{experiment_dir(config)})"]
+    if best is not None:
+        schedule = "; ".join(f"epoch {entry['epoch']}: {tuned_text(entry['values'])}"
+                             for entry in schedule_of(best.trial_id, events))
+        lines.append(f"  the best trial's schedule: {schedule}")
     return "\n".join(lines)
 
 

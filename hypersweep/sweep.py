@@ -46,7 +46,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     from hypersweep.preflight import check_cluster
     from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
-    from hypersweep.summary import outcome_text, plan_text
+    from hypersweep.summary import outcome_text, pbt_text, plan_text
     from trainables.trainable import experiment_dir
 
     print(plan_text(config, dims), flush=True)
@@ -65,6 +65,8 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     baseline = baseline_record(records, config, dims)
     save_summary(config, experiment_dir(config), records, best, baseline)
     print(outcome_text(config, records, best, baseline), flush=True)
+    if config["scheduler"]["name"] == "pbt":
+        print(pbt_text(config, best), flush=True)
     if ray_logs:
         print(f"ray logs: {ray_logs}", flush=True)
     if outcome.interrupted:

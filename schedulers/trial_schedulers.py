@@ -1,11 +1,13 @@
-"""Trial schedulers: ASHA (early stopping) and FIFO (none), built from `scheduler`."""
+"""Trial schedulers: ASHA (early stopping), PBT (schedules) and FIFO, built from `scheduler`."""
 
 import math
 from typing import Any
 
 from hypersweep.errors import ConfigError
+from schedulers.pbt import build_pbt, check_pbt
+from schedulers.space import Dimension
 
-SCHEDULERS = ("asha", "fifo")
+SCHEDULERS = ("asha", "pbt", "fifo")
 
 
 def max_iterations(config: dict) -> int:
@@ -19,13 +21,19 @@ def asha_rungs(max_t: int, grace_period: int, reduction_factor: float) -> list[i
     return [int(grace_period * reduction_factor**k) for k in range(count)]
 
 
-def check_scheduler(config: dict) -> None:
-    """Refuse scheduler settings that cannot work, before Ray starts."""
+def check_scheduler(config: dict, dims: list[Dimension],
+                    live_settings: tuple[str, ...] | None = None) -> None:
+    """Refuse scheduler settings that cannot work, before Ray starts.
+
+    `live_settings`: what the trainable can change mid-training (for PBT); None if undeclared.
+    """
     settings = config["scheduler"]
     name = settings.get("name")
     if name not in SCHEDULERS:
-        raise ConfigError(f"scheduler.name: unknown scheduler {name!r}; use scheduler=asha or "
-                          f"scheduler=fifo")
+        raise ConfigError(f"scheduler.name: unknown scheduler {name!r}; use scheduler=asha, "
+                          f"scheduler=pbt or scheduler=fifo")
+    if name == "pbt":
+        check_pbt(config, dims, live_settings, max_iterations(config))
     if name == "asha":
         max_t = max_iterations(config)
         grace, factor = settings.get("grace_period"), settings.get("reduction_factor")
@@ -36,11 +44,13 @@ def check_scheduler(config: dict) -> None:
             raise ConfigError(f"scheduler.reduction_factor: needs a number > 1, got {factor!r}")
 
 
-def build_scheduler(config: dict) -> Any:
+def build_scheduler(config: dict, dims: list[Dimension]) -> Any:
     """The Ray Tune trial scheduler for this experiment."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     settings = config["scheduler"]
+    if settings["name"] == "pbt":
+        return build_pbt(config, dims)
     if settings["name"] == "asha":
         return ASHAScheduler(
             time_attr="training_iteration",
@@ -54,6 +64,12 @@ def build_scheduler(config: dict) -> Any:
 def describe_scheduler(config: dict) -> str:
     """One line: the scheduler and, for ASHA, its rungs in reports and epochs."""
     settings = config["scheduler"]
+    if settings["name"] == "pbt":
+        per_step = config["train"]["epochs_per_step"]
+        return (f"pbt (population {config['num_samples']}; every "
+                f"{settings['perturbation_interval'] * per_step} epochs the bottom "
+                f"{settings['quantile_fraction']:.0%} copy the top and perturb "
+                f"{', '.join(settings['mutable'])}; {config['train']['max_epochs']} epochs a trial)")
     if settings["name"] != "asha":
         return f"fifo (no early stopping; every trial trains {config['train']['max_epochs']} epochs)"
     per_step = config["train"]["epochs_per_step"]

@@ -41,6 +41,8 @@ def test_every_group_option_composes_and_validates(compose_config, group, option
     extra += ["model=cnn"] if (group, option) == ("data", "digits_images") else []
     if (group, option) == ("cluster", "remote"):
         extra.append("cluster.address=127.0.0.1:6379")
+    if (group, option) == ("scheduler", "pbt"):
+        extra.append("search=random")  # PBT searches by itself
     if (group, option) == ("search", "grid"):
         extra += ["~space.optim.lr", "+space.optim.lr={type:choice,values:[0.001,0.01]}"]
     config = compose_config(f"{group}={option}", *extra)
@@ -101,6 +103,21 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["resources.gpu=1.5"], "resources.gpu: needs a number of GPUs >= 0: a fraction up to 1"),
         (["+space.data.val_fraction={type:uniform,low:0.1,high:0.3}"],
          "space.data.val_fraction: data settings are loaded once per experiment"),
+        (["experiment=digits_mlp_pbt", "search=hyperopt"],
+         "search: PBT picks new values itself (exploit/explore) and Ray cannot combine it with a "
+         "search algorithm; use search=random"),
+        (["experiment=digits_mlp_pbt", "scheduler.mutable=[model.hidden_units]"],
+         "scheduler.mutable: model.hidden_units cannot change during training"),
+        (["experiment=digits_mlp_pbt", "scheduler.mutable=[optim.momentum]"],
+         "scheduler.mutable: optim.momentum is not in the search space; add space.optim.momentum"),
+        (["experiment=digits_mlp_pbt", "scheduler.perturbation_interval=20"],
+         "scheduler.perturbation_interval: needs a whole number from 1 to 19"),
+        (["experiment=digits_mlp_pbt", "scheduler.quantile_fraction=0.7"],
+         "scheduler.quantile_fraction: needs a number from 0 to 0.5, got 0.7"),
+        (["experiment=digits_mlp_pbt", "num_samples=1"],
+         "num_samples: PBT needs a population of at least 2 trials, got 1"),
+        (["pbt_schedule=[{epoch:2,values:{model.hidden_units:64}}]"],
+         "pbt_schedule[0].values: model.hidden_units cannot change during training"),
     ],
 )
 def test_bad_configs_fail_in_one_line_before_ray_starts(compose_config, overrides, message):

@@ -3,10 +3,13 @@
 import ast
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import ray
+import torch
 from ray import tune
+from ray.tune.experiment.trial import _TrialInfo
 
 from tests.conftest import ROOT
 from trainables.data import load_digits
@@ -54,16 +57,68 @@ def test_restore_continues_exactly_where_the_checkpoint_was(trainable_class, con
     assert after_restored["val_acc"] == after_original["val_acc"]
 
 
+def _as_trial(trainable, trial_id: str) -> None:
+    # What Trainable.reset does before reset_config when Ray hands the actor another trial.
+    trainable._trial_info = _TrialInfo(SimpleNamespace(
+        trial_id=trial_id, placement_group_factory=None, experiment_dir_name="test"))
+
+
 def test_reset_config_starts_a_new_trial_in_the_same_actor(trainable_class, config, tmp_path):
     trainable = _make(trainable_class, config, tmp_path)
     trainable.train()
     new_config = {**config, "model": {**config["model"], "hidden_units": 64},
                   "optim": {**config["optim"], "lr": 0.05, "name": "sgd"}}
+    _as_trial(trainable, "next_trial")
     assert trainable.reset_config(new_config) is True
     assert trainable.epoch == 0
     assert trainable.model.net[1].out_features == 64
     assert trainable.optimizer.param_groups[0]["lr"] == 0.05
     assert trainable.train()["epoch"] == 1
+
+
+def test_new_values_for_the_same_trial_reach_the_live_optimizer_and_model(trainable_class, config,
+                                                                         tmp_path):
+    trainable = _make(trainable_class, config, tmp_path)
+    trainable.train()
+    model = trainable.model
+    explored = {**config, "optim": {**config["optim"], "lr": 0.0123, "weight_decay": 1e-4},
+                "model": {**config["model"], "dropout": 0.45}}
+    assert trainable.reset_config(explored) is True
+    assert trainable.model is model, "PBT's explore keeps the model: only values change"
+    assert trainable.epoch == 1
+    assert {(g["lr"], g["weight_decay"]) for g in trainable.optimizer.param_groups} == {(0.0123, 1e-4)}
+    dropouts = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and set(dropouts) == {0.45}
+    result = trainable.train()
+    assert result["epoch"] == 2 and result["lr"] == 0.0123
+
+
+def test_a_copied_checkpoint_brings_weights_and_moments_but_not_the_learning_rate(
+        trainable_class, config, tmp_path):
+    donor = _make(trainable_class, {**config, "optim": {**config["optim"], "lr": 0.01}}, tmp_path)
+    donor.train(), donor.train()
+    checkpoint = donor.save(str(tmp_path / "donor"))
+    receiver = _make(trainable_class, {**config, "optim": {**config["optim"], "lr": 0.002}}, tmp_path)
+    receiver.train()
+    receiver.restore(checkpoint)
+    for mine, theirs in zip(receiver.model.state_dict().values(), donor.model.state_dict().values(),
+                            strict=True):
+        assert torch.equal(mine, theirs)
+    moments = [(receiver.optimizer.state[a]["exp_avg"], donor.optimizer.state[b]["exp_avg"])
+               for a, b in zip(receiver.model.parameters(), donor.model.parameters(), strict=True)]
+    assert moments and all(torch.equal(mine, theirs) for mine, theirs in moments)
+    assert receiver.epoch == 2
+    assert receiver.optimizer.param_groups[0]["lr"] == 0.002, "the trial's own (explored) value"
+    assert receiver.train()["lr"] == 0.002
+
+
+def test_a_replayed_schedule_switches_values_at_its_epochs(trainable_class, config, tmp_path):
+    schedule = [{"epoch": 1, "values": {"optim.lr": 0.004}},
+                {"epoch": 3, "values": {"optim.lr": 0.0005, "train.batch_size": 128}}]
+    trainable = _make(trainable_class, {**config, "pbt_schedule": schedule}, tmp_path)
+    rates = [trainable.train()["lr"] for _ in range(4)]
+    assert rates == [config["optim"]["lr"], 0.004, 0.004, 0.0005]
+    assert trainable.settings["train"]["batch_size"] == 128
 
 
 def test_a_diverging_trial_stops_at_once_with_the_worst_metric(trainable_class, config, tmp_path):

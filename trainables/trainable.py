@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from ray import tune
 
+from hypersweep.dotted import get_path, set_path
 from schedulers.space import tuned_values
 from trainables.data import SplitData
 from trainables.optim import build_optimizer
@@ -23,6 +24,10 @@ from trainables.tensorboard import TrialBoard
 
 CHECKPOINT_FILE = "state.pt"
 LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
+# What a running trial can change without rebuilding its model: PBT mutates these, and a
+# replayed PBT schedule (`pbt_schedule`) sets them at given epochs.
+LIVE_SETTINGS = ("optim.lr", "optim.weight_decay", "optim.momentum", "model.dropout",
+                 "train.batch_size")
 
 
 def trial_seed(config: dict) -> int:
@@ -66,8 +71,26 @@ def placement() -> dict[str, str]:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
 
 
+def fixed_part(config: dict) -> dict:
+    """The config without the live settings: what needs a new model when it changes."""
+    fixed = json.loads(json.dumps(config, default=str))
+    for path in LIVE_SETTINGS:
+        *parents, leaf = path.split(".")
+        get_path(fixed, ".".join(parents), {}).pop(leaf, None)
+    return fixed
+
+
+def changing_settings(config: dict) -> list[str]:
+    """The settings that change during this trial: PBT's mutable ones, or a replayed schedule's."""
+    scheduled = {path for entry in config.get("pbt_schedule") or [] for path in entry["values"]}
+    mutable = config["scheduler"].get("mutable") if config["scheduler"]["name"] == "pbt" else []
+    return sorted(set(mutable or []) | scheduled)
+
+
 class TorchTrainable(tune.Trainable):
     """Builds model, optimizer and data from the trial config; trains, reports, checkpoints."""
+
+    LIVE_SETTINGS = LIVE_SETTINGS
 
     def setup(self, config: dict, data: SplitData):
         self.device = _pick_device()
@@ -85,40 +108,80 @@ class TorchTrainable(tune.Trainable):
         self._start_trial(config)
 
     def _start_trial(self, config: dict) -> None:
-        self.settings = config
+        self.running_trial = self.trial_id
         self.epoch, self.batches = 0, 0
         self.diverged, self.failed = False, False
         self.best: float | None = None
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
         logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
         self.board = TrialBoard(logdir, tuned_values(config), group=self.trial_id)
-        seed = trial_seed(config)
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                self.model = build(config["model"], input_shape=self.input_shape,
-                                   num_classes=self.num_classes).to(self.device)
-                self.rng_state = torch.get_rng_state()
-            self.optimizer = build_optimizer(config["optim"], self.model.parameters())
+            self._build(config)
         except Exception:
             self.failed = True
             self._close_board()
             raise
+
+    def _build(self, config: dict) -> None:
+        """A fresh model, optimizer and random streams from the trial's config and seed."""
+        self.settings = config
+        seed = trial_seed(config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = build(config["model"], input_shape=self.input_shape,
+                               num_classes=self.num_classes).to(self.device)
+            self.rng_state = torch.get_rng_state()
+        self.optimizer = build_optimizer(config["optim"], self.model.parameters())
         self.shuffle = torch.Generator().manual_seed(seed)
 
     def reset_config(self, new_config: dict) -> bool:
-        """Start the next trial in this actor: new model, optimizer, seed and TensorBoard run.
+        """Take the actor's next trial, or new values for the trial it runs (PBT's explore).
 
-        A config that fails to build raises at the trial's first step, not here: Ray files an
-        error in reset_config under the actor's previous trial and config.
+        The same trial with only live settings changed keeps its model and optimizer and gets
+        the new values written into them; anything else builds anew (a checkpoint, if Ray has
+        one for the trial, is loaded next). A config that fails to build raises at the trial's
+        first step, not here: Ray files an error in reset_config under the actor's previous trial.
         """
-        self._close_board()
         self.build_error = None
         try:
-            self._start_trial(new_config)
+            if self.trial_id != self.running_trial:
+                self._close_board()
+                self._start_trial(new_config)
+            elif fixed_part(new_config) == fixed_part(self.settings):
+                self.settings = new_config
+                self._apply_live_settings()
+            else:
+                self._build(new_config)
         except Exception as err:
             self.build_error = err
         return True
+
+    def _apply_live_settings(self) -> None:
+        """Write the live settings of `self.settings` into the optimizer and the model."""
+        optim = self.settings["optim"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = optim["lr"]
+            group["weight_decay"] = optim.get("weight_decay", 0.0)
+            if "momentum" in group and "momentum" in optim:
+                group["momentum"] = optim["momentum"]
+        dropout = self.settings["model"].get("dropout")
+        if dropout is not None:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = dropout
+
+    def _follow_schedule(self) -> None:
+        """Apply the replayed PBT schedule's values for the current epoch, if any."""
+        due = [entry for entry in self.settings.get("pbt_schedule") or []
+               if entry["epoch"] <= self.epoch]
+        if not due:
+            return
+        settings = json.loads(json.dumps(self.settings))
+        for path, value in due[-1]["values"].items():
+            set_path(settings, path, value)
+        if settings != self.settings:
+            self.settings = settings
+            self._apply_live_settings()
 
     def step(self) -> dict[str, Any]:
         try:
@@ -137,7 +200,8 @@ class TorchTrainable(tune.Trainable):
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self.rng_state)
             for _ in range(train["epochs_per_step"]):
-                train_loss = self._train_epoch(train["batch_size"])
+                self._follow_schedule()
+                train_loss = self._train_epoch(self.settings["train"]["batch_size"])
                 self.epoch += 1
                 if not math.isfinite(train_loss):
                     break
@@ -153,7 +217,10 @@ class TorchTrainable(tune.Trainable):
             result[metric] = worst_value(mode)
         elif self.best is None or (result[metric] > self.best) == (mode == "max"):
             self.best = result[metric]
-        self.board.scalars({**result, f"best_{metric}": self.best}, step=self.epoch)
+        # The values in force now, as curves: PBT's schedule shows as it was found.
+        changing = {f"hparam/{path}": get_path(self.settings, path, None)
+                    for path in changing_settings(self.settings)}
+        self.board.scalars({**result, f"best_{metric}": self.best, **changing}, step=self.epoch)
         result["diverged"] = self.diverged
         result["done"] = self.diverged or self.epoch >= train["max_epochs"]
         return result
@@ -196,6 +263,8 @@ class TorchTrainable(tune.Trainable):
             "epoch": self.epoch,
             "torch_rng": self.rng_state,
             "shuffle_rng": self.shuffle.get_state(),
+            "batches": self.batches,
+            "best": self.best,
         }
         # Write then rename, so a crash mid-write never leaves a half checkpoint to load.
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
@@ -210,6 +279,11 @@ class TorchTrainable(tune.Trainable):
         self.epoch = state["epoch"]
         self.rng_state = state["torch_rng"]
         self.shuffle.set_state(state["shuffle_rng"])
+        self.batches = state.get("batches", self.batches)
+        self.best = state.get("best", self.best)
+        # The optimizer's state carries the learning rate (and the rest) of whoever saved it;
+        # after a PBT exploit that is the donor, so this trial's own values go back in.
+        self._apply_live_settings()
 
     def outcome(self) -> str:
         """How this trial ended, as TensorBoard and the report name it."""
