@@ -162,7 +162,7 @@ class TorchTrainable(tune.Trainable):
         for group in self.optimizer.param_groups:
             group["lr"] = optim["lr"]
             group["weight_decay"] = optim.get("weight_decay", 0.0)
-            if "momentum" in group and "momentum" in optim:
+            if optim["name"] == "sgd" and "momentum" in optim:  # RMSprop's momentum stays off
                 group["momentum"] = optim["momentum"]
         dropout = self.settings["model"].get("dropout")
         if dropout is not None:

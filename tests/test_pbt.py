@@ -1,0 +1,180 @@
+"""Population Based Training end to end: real Ray, real torch, real exploits."""
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from hypersweep.report import write_report
+from schedulers.pbt import KeepInBounds, mutations, read_lineage, schedule_of
+from schedulers.space import parse_space
+from tests.conftest import run_launch
+from tests.pbt_probe import PROBE_FILE
+from tests.test_resume import _start, _stop_session
+
+POPULATION, EPOCHS = 4, 8
+PBT = ("experiment=digits_mlp_pbt", f"num_samples={POPULATION}", f"train.max_epochs={EPOCHS}",
+       "scheduler.perturbation_interval=1", "scheduler.quantile_fraction=0.5", "seed=1")
+
+
+def _rows(trial_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_path / "result.json").read_text().splitlines()]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pbt_run(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("pbt")
+    done = run_launch(*PBT, "trainable=tests.pbt_probe.ProbeTrainable", cwd=cwd)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "pbt: " in done.stdout and "the best trial's schedule: epoch 0:" in done.stdout
+    return cwd / "runs" / "digits_mlp_pbt"
+
+
+@pytest.fixture(scope="module")
+def exploits(pbt_run) -> list[dict]:
+    found = [e for e in read_lineage(str(pbt_run)) if e["event"] == "exploit"]
+    assert found, "a population of 4 with half in the bottom quantile must exploit"
+    return found
+
+
+def test_the_population_finishes_with_every_report_kept(pbt_run):
+    summary = json.loads((pbt_run / "summary.json").read_text())
+    assert len(summary["trials"]) == POPULATION
+    assert {t["status"] for t in summary["trials"]} == {"finished"}
+    for trial in summary["trials"]:
+        epochs = [row["epoch"] for row in _rows(Path(trial["path"]))]
+        assert epochs[-1] == EPOCHS
+        # After an exploit a trial goes on from the donor's epoch: one more than that, never a gap.
+        assert all(b <= a + 1 for a, b in zip(epochs, epochs[1:], strict=False))
+
+
+def test_an_exploit_copies_the_donor_state_and_keeps_the_explored_learning_rate(pbt_run, exploits):
+    probe = _jsonl(pbt_run / PROBE_FILE)
+    saved = {(e["trial_id"], e["epoch"], e["digest"]) for e in probe if e["event"] == "save"}
+    loads = [e for e in probe if e["event"] == "load"]
+    for exploit in exploits:
+        matching = [load for load in loads if load["trial_id"] == exploit["trial_id"]
+                    and load["epoch"] == exploit["donor_epoch"]
+                    and (exploit["donor"], exploit["donor_epoch"], load["digest"]) in saved
+                    and load["lr"] == exploit["after"]["optim.lr"]]
+        assert matching, f"no load of the donor's state with the explored lr for {exploit}"
+        assert all(load["lr"] == load["config_lr"] for load in loads)
+
+
+def test_the_reported_learning_rate_is_always_the_trials_current_value(pbt_run):
+    for trial_path in pbt_run.glob("trial_*"):
+        for row in _rows(trial_path):
+            assert row["lr"] == row["config"]["optim"]["lr"]
+
+
+def test_every_checkpoint_pbt_copied_is_still_there(exploits):
+    assert all(Path(e["checkpoint"]).is_dir() for e in exploits)
+
+
+def test_mutations_stay_in_the_space_and_fixed_values_never_change(pbt_run, exploits):
+    config = json.loads((pbt_run / "sweep.json").read_text())
+    dims = parse_space(config)
+    mutable = set(config["scheduler"]["mutable"])
+    starts = [e for e in read_lineage(str(pbt_run)) if e["event"] == "start"]
+    fixed_sets = [{k: v for k, v in s["tuned"].items() if k not in mutable} for s in starts]
+    for trial_path in pbt_run.glob("trial_*"):
+        for row in _rows(trial_path):
+            for dim in dims:
+                value = row["config"]
+                for part in dim.path.split("."):
+                    value = value[part]
+                assert dim.contains(value), f"{dim.path}={value} outside {dim.describe()}"
+            fixed = {d.path: row["config"][d.path.split(".")[0]][d.path.split(".")[1]]
+                     for d in dims if d.path not in mutable}
+            assert fixed in fixed_sets, "fixed values only ever come from some trial's start"
+    explored = [e for e in exploits if e["after"] != e["donor_values"]]
+    assert explored, "explore changed at least one copied value"
+
+
+def test_the_control_trial_keeps_the_defaults(pbt_run, exploits):
+    control = next(e["trial_id"] for e in read_lineage(str(pbt_run))
+                   if e["event"] == "start" and e["control"])
+    assert control not in {e["trial_id"] for e in exploits}
+    assert {row["lr"] for row in _rows(pbt_run / f"trial_{control}")} == {0.001}
+
+
+def test_tensorboard_shows_the_schedule_as_a_curve(pbt_run, exploits):
+    changed = next(e for e in exploits if e["after"]["optim.lr"] != e["before"]["optim.lr"])
+    board = EventAccumulator(str(pbt_run / "tensorboard" / changed["trial_id"]))
+    board.Reload()
+    values = {event.value for event in board.Scalars("hparam/optim.lr")}
+    assert len(values) >= 2
+    assert any(abs(v - changed["after"]["optim.lr"]) < 1e-6 * changed["after"]["optim.lr"] for v in values)
+
+
+def test_the_report_shows_the_lineage_and_exports_a_replayable_schedule(pbt_run, exploits, tmp_path):
+    report, _ = write_report(str(pbt_run), conf_dir=tmp_path / "conf" / "experiment")
+    assert len(report["pbt"]["exploits"]) == len(exploits)
+    markdown = (pbt_run / "report.md").read_text()
+    assert "## PBT lineage" in markdown and exploits[0]["donor"] in markdown
+    schedule = report["pbt"]["best_schedule"]
+    assert schedule[0]["epoch"] == 0
+    done = run_launch("experiment=digits_mlp_pbt_best", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replay = next((tmp_path / "runs" / "digits_mlp_pbt_best").glob("trial_*"))
+    rates = {row["epoch"]: row["lr"] for row in _rows(replay)}
+    for entry, following in zip(schedule, schedule[1:] + [None], strict=True):
+        last = following["epoch"] if following else report["best"]["epochs"]
+        for epoch in range(entry["epoch"] + 1, last + 1):
+            assert rates[epoch] == entry["values"]["optim.lr"], (epoch, schedule)
+
+
+def test_a_pbt_sweep_resumed_after_sigkill_keeps_its_population_and_finishes(tmp_path):
+    process = _start(tmp_path, *PBT, "name=pbt_killed", "train.max_epochs=12")
+    # Kill as soon as the population has exploited once: mid-run, with copies in flight.
+    experiment = tmp_path / "runs" / "pbt_killed"
+    lineage = experiment / "pbt_lineage.jsonl"
+    while process.poll() is None and not (lineage.exists() and '"exploit"' in lineage.read_text()):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the sweep was still running when killed"
+    _stop_session(process.pid)
+    assert not (experiment / "summary.json").exists()
+    done = run_launch(*PBT, "name=pbt_killed", "train.max_epochs=12", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "resuming the sweep" in done.stdout
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert len(summary["trials"]) == POPULATION
+    assert {t["status"] for t in summary["trials"]} == {"finished"}
+    assert all(t["epochs"] == 12 for t in summary["trials"])
+
+
+def test_explore_is_clipped_back_into_the_space():
+    dims = parse_space({"optim": {"lr": 0.001}, "train": {"batch_size": 64}, "model": {"units": 8},
+                        "space": {"optim": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.1}},
+                                  "model": {"units": {"type": "int", "low": 4, "high": 16}},
+                                  "train": {"batch_size": {"type": "choice", "values": [32, 64]}}}})
+    clip = KeepInBounds(dims, ["optim.lr", "model.units", "train.batch_size"])
+    assert clip({"optim": {"lr": 0.12}, "model": {"units": 19.2}, "train": {"batch_size": 64}}) == {
+        "optim": {"lr": 0.1}, "model": {"units": 16}, "train": {"batch_size": 64}}
+    assert clip({"optim": {"lr": 8e-5}, "model": {"units": 3.2}, "train": {"batch_size": 32}}) == {
+        "optim": {"lr": 1e-4}, "model": {"units": 4}, "train": {"batch_size": 32}}
+    assert mutations(dims, ["train.batch_size"]) == {"train": {"batch_size": [32, 64]}}
+
+
+def test_the_schedule_follows_exploits_back_through_the_donors():
+    events = [
+        {"event": "start", "trial_id": "a", "values": {"lr": 1}},
+        {"event": "start", "trial_id": "b", "values": {"lr": 2}},
+        {"event": "exploit", "trial_id": "b", "donor": "a", "donor_epoch": 2, "after": {"lr": 3}},
+        {"event": "exploit", "trial_id": "a", "donor": "b", "donor_epoch": 4, "after": {"lr": 4}},
+        # b copies a's checkpoint at 6: a's weights then came from b (lr 1, then 3 from 2) then 4.
+        {"event": "exploit", "trial_id": "b", "donor": "a", "donor_epoch": 6, "after": {"lr": 5}},
+    ]
+    assert schedule_of("b", events) == [
+        {"epoch": 0, "values": {"lr": 1}}, {"epoch": 2, "values": {"lr": 3}},
+        {"epoch": 4, "values": {"lr": 4}}, {"epoch": 6, "values": {"lr": 5}}]
+    assert schedule_of("a", events[:2]) == [{"epoch": 0, "values": {"lr": 1}}]
