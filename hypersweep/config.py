@@ -11,6 +11,7 @@ from hypersweep.errors import ConfigError
 from schedulers.searchers import check_search
 from schedulers.space import Dimension, iter_specs, parse_space
 from schedulers.trial_schedulers import check_scheduler
+from trainables.lr_schedule import SCHEDULES
 from trainables.targets import import_target
 
 RESUME_MODES = ("auto", "never", "overwrite")
@@ -58,6 +59,14 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.max_epochs", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("train.epochs_per_step", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("optim.lr", lambda v: _is_number(v, 0, strict=True), "a number > 0"),
+    ("optim.schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    ("optim.warmup_epochs", lambda v: _is_number(v, 0), "a number of epochs >= 0"),
+    ("optim.step_epochs", lambda v: _is_number(v, 0, strict=True), "a number of epochs > 0"),
+    ("optim.step_gamma", lambda v: _is_number(v, 0, strict=True) and v <= 1,
+     "a factor in (0, 1]"),
+    ("optim.beta1", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
+    ("optim.beta2", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
+    ("train.patience", lambda v: _is_int(v, 0), "a whole number of reports >= 0 (0: never stop)"),
     ("resources.cpu", lambda v: _is_number(v, 0, strict=True), "a number of CPUs > 0"),
     ("resources.gpu", lambda v: _is_number(v, 0) and (v <= 1 or int(v) == v),
      "a number of GPUs >= 0: a fraction up to 1 (0.5 shares one) or a whole number"),

@@ -40,6 +40,10 @@ def check_pbt(config: dict, dims: list[Dimension], live_settings: Iterable[str] 
         raise ConfigError(f"scheduler.perturbation_interval: needs a whole number from 1 to "
                           f"{max_reports - 1} (reports between two perturbations, fewer than a "
                           f"trial makes), got {interval!r}")
+    burn_in = settings.get("burn_in")
+    if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < max_reports:
+        raise ConfigError(f"scheduler.burn_in: needs a whole number from 0 to {max_reports - 1} "
+                          f"(reports before the first perturbation), got {burn_in!r}")
     for key, low, high in (("quantile_fraction", 0.0, 0.5), ("resample_probability", 0.0, 1.0)):
         value = settings.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
@@ -147,6 +151,7 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
         lineage=os.path.join(config["storage_path"], config["name"], LINEAGE_FILE),
         time_attr="training_iteration",
         perturbation_interval=settings["perturbation_interval"],
+        burn_in_period=settings["burn_in"],
         quantile_fraction=settings["quantile_fraction"],
         resample_probability=settings["resample_probability"],
         hyperparam_mutations=mutations(dims, mutable),

@@ -18,6 +18,7 @@ from ray import tune
 from hypersweep.dotted import get_path, set_path
 from schedulers.space import tuned_values
 from trainables.data import SplitData
+from trainables.lr_schedule import lr_factor
 from trainables.optim import build_optimizer
 from trainables.targets import build
 from trainables.tensorboard import TrialBoard
@@ -26,8 +27,8 @@ CHECKPOINT_FILE = "state.pt"
 LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
 # What a running trial can change without rebuilding its model: PBT mutates these, and a
 # replayed PBT schedule (`pbt_schedule`) sets them at given epochs.
-LIVE_SETTINGS = ("optim.lr", "optim.weight_decay", "optim.momentum", "model.dropout",
-                 "train.batch_size")
+LIVE_SETTINGS = ("optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
+                 "model.dropout", "train.batch_size")
 
 
 def trial_seed(config: dict) -> int:
@@ -112,6 +113,7 @@ class TorchTrainable(tune.Trainable):
         self.epoch, self.batches = 0, 0
         self.diverged, self.failed = False, False
         self.best: float | None = None
+        self.since_best = 0  # reports since the metric last improved (early-stopping patience)
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
         logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
         self.board = TrialBoard(logdir, tuned_values(config), group=self.trial_id)
@@ -156,14 +158,23 @@ class TorchTrainable(tune.Trainable):
             self.build_error = err
         return True
 
+    def _set_lr(self, progress: float) -> None:
+        """The base rate of the trial's config times its schedule's factor at `progress` epochs."""
+        lr = self.settings["optim"]["lr"] * lr_factor(self.settings["optim"], progress,
+                                                      self.settings["train"]["max_epochs"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def _apply_live_settings(self) -> None:
         """Write the live settings of `self.settings` into the optimizer and the model."""
         optim = self.settings["optim"]
+        self._set_lr(self.epoch)
         for group in self.optimizer.param_groups:
-            group["lr"] = optim["lr"]
             group["weight_decay"] = optim.get("weight_decay", 0.0)
             if optim["name"] == "sgd" and "momentum" in optim:  # RMSprop's momentum stays off
                 group["momentum"] = optim["momentum"]
+            if optim["name"] == "adam":
+                group["betas"] = (optim.get("beta1", 0.9), optim.get("beta2", 0.999))
         dropout = self.settings["model"].get("dropout")
         if dropout is not None:
             for module in self.model.modules():
@@ -215,14 +226,19 @@ class TorchTrainable(tune.Trainable):
         metric, mode = self.settings["metric"], self.settings["mode"]
         if self.diverged:
             result[metric] = worst_value(mode)
-        elif self.best is None or (result[metric] > self.best) == (mode == "max"):
-            self.best = result[metric]
+        elif self.best is None or (result[metric] > self.best if mode == "max"
+                                   else result[metric] < self.best):
+            self.best, self.since_best = result[metric], 0
+        else:
+            self.since_best += 1
         # The values in force now, as curves: PBT's schedule shows as it was found.
         changing = {f"hparam/{path}": get_path(self.settings, path, None)
                     for path in changing_settings(self.settings)}
         self.board.scalars({**result, f"best_{metric}": self.best, **changing}, step=self.epoch)
         result["diverged"] = self.diverged
-        result["done"] = self.diverged or self.epoch >= train["max_epochs"]
+        patience = train.get("patience", 0)
+        result["done"] = (self.diverged or self.epoch >= train["max_epochs"]
+                          or bool(patience) and self.since_best >= patience)
         return result
 
     def _train_epoch(self, batch_size: int) -> float:
@@ -230,8 +246,10 @@ class TorchTrainable(tune.Trainable):
         self.model.train()
         order = torch.randperm(len(y), generator=self.shuffle).to(self.device)
         total, batches = 0.0, 0
-        for start in range(0, len(y), batch_size):
+        steps = math.ceil(len(y) / batch_size)
+        for index, start in enumerate(range(0, len(y), batch_size)):
             batch = order[start:start + batch_size]
+            self._set_lr(self.epoch + (index + 1) / steps)
             self.optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(self.model(x[batch]), y[batch])
             loss.backward()
@@ -265,6 +283,7 @@ class TorchTrainable(tune.Trainable):
             "shuffle_rng": self.shuffle.get_state(),
             "batches": self.batches,
             "best": self.best,
+            "since_best": self.since_best,
         }
         # Write then rename, so a crash mid-write never leaves a half checkpoint to load.
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
@@ -281,6 +300,7 @@ class TorchTrainable(tune.Trainable):
         self.shuffle.set_state(state["shuffle_rng"])
         self.batches = state.get("batches", self.batches)
         self.best = state.get("best", self.best)
+        self.since_best = state.get("since_best", 0)
         # The optimizer's state carries the learning rate (and the rest) of whoever saved it;
         # after a PBT exploit that is the donor, so this trial's own values go back in.
         self._apply_live_settings()

@@ -1,0 +1,90 @@
+"""The kinds of hyperparameters users tune: schedules, optimizer knobs, early stopping."""
+
+import math
+
+import pytest
+import ray
+from ray import tune
+
+from trainables.data import load_digits
+from trainables.lr_schedule import ONECYCLE_END, ONECYCLE_START, lr_factor
+from trainables.trainable import TorchTrainable
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield load_digits(seed=0)
+    ray.shutdown()
+
+
+@pytest.fixture
+def config(compose_config, tmp_path) -> dict:
+    return compose_config("experiment=smoke", f"storage_path={tmp_path}", "train.max_epochs=10")
+
+
+def _factors(optim: dict, epochs: list[float], max_epochs: int = 10) -> list[float]:
+    return [round(lr_factor(optim, epoch, max_epochs), 6) for epoch in epochs]
+
+
+def test_step_halves_the_rate_every_step_epochs():
+    step = {"schedule": "step", "step_epochs": 2, "step_gamma": 0.5}
+    assert _factors(step, [0.5, 1.99, 2, 3.9, 4, 9]) == [1, 1, 0.5, 0.5, 0.25, 0.0625]
+
+
+def test_warmup_rises_linearly_then_cosine_decays_to_zero_at_the_last_epoch():
+    cosine = {"schedule": "cosine", "warmup_epochs": 2}
+    assert _factors(cosine, [0.5, 1, 2, 6, 10]) == [0.25, 0.5, 1, 0.5, 0]
+    assert _factors({"schedule": "none", "warmup_epochs": 4}, [1, 4, 8]) == [0.25, 1, 1]
+
+
+def test_one_cycle_starts_low_peaks_after_the_rise_and_ends_near_zero():
+    onecycle = {"schedule": "onecycle", "warmup_epochs": 0}
+    start, peak, end = (lr_factor(onecycle, e, 10) for e in (0, 3, 10))
+    assert (start, peak) == (pytest.approx(ONECYCLE_START), 1.0)
+    assert end == pytest.approx(ONECYCLE_END)
+    rising = [lr_factor(onecycle, e / 4, 10) for e in range(13)]
+    falling = [lr_factor(onecycle, 3 + e / 4, 10) for e in range(29)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+    assert lr_factor({"schedule": "onecycle", "warmup_epochs": 5}, 5, 10) == 1.0
+
+
+def test_the_reported_learning_rate_follows_the_schedule(digits, config):
+    config["optim"].update(schedule="step", step_epochs=2, step_gamma=0.1, lr=0.01)
+    trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
+    rates = [trainable.train()["lr"] for _ in range(5)]
+    assert rates == pytest.approx([0.01, 0.001, 0.001, 0.0001, 0.0001])
+
+
+def test_adam_betas_come_from_the_config(digits, config):
+    config["optim"].update(beta1=0.8, beta2=0.95)
+    trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
+    assert trainable.optimizer.param_groups[0]["betas"] == (0.8, 0.95)
+
+
+def test_patience_stops_a_flat_trial_after_exactly_that_many_reports(digits, config):
+    # A rate so small that the weights, and so the validation accuracy, never move.
+    config["optim"]["lr"] = 1e-12
+    config["train"]["patience"] = 3
+    trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
+    results = [trainable.train() for _ in range(4)]
+    assert len({r["val_acc"] for r in results}) == 1
+    assert [r["done"] for r in results] == [False, False, False, True]
+    assert trainable.outcome() == "stopped early"
+
+
+class ImprovingEveryReport(TorchTrainable):
+    """Reports a validation accuracy that rises every epoch, whatever the training does."""
+
+    def _evaluate(self, split: str) -> tuple[float, float]:
+        loss, accuracy = super()._evaluate(split)
+        return loss, (self.epoch / 100 if split == "val" else accuracy)
+
+
+def test_patience_never_stops_a_trial_that_still_improves(digits, config):
+    config["train"]["patience"] = 1
+    trainable = tune.with_parameters(ImprovingEveryReport, data=digits)(config=config)
+    results = [trainable.train() for _ in range(10)]
+    assert [r["done"] for r in results] == [False] * 9 + [True]
+    assert trainable.outcome() == "finished"
+    assert math.isclose(results[-1]["val_acc"], 0.1)
