@@ -66,6 +66,8 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
      "a factor in (0, 1]"),
     ("optim.beta1", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
     ("optim.beta2", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
+    ("augment.shift", lambda v: _is_int(v, 0), "a whole number of pixels >= 0"),
+    ("augment.noise", lambda v: _is_number(v, 0), "a standard deviation >= 0"),
     ("train.patience", lambda v: _is_int(v, 0), "a whole number of reports >= 0 (0: never stop)"),
     ("resources.cpu", lambda v: _is_number(v, 0, strict=True), "a number of CPUs > 0"),
     ("resources.gpu", lambda v: _is_number(v, 0) and (v <= 1 or int(v) == v),

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import ray
+import torch
 from ray import tune
 
 from trainables.data import load_digits
@@ -16,6 +17,11 @@ def digits():
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     yield load_digits(seed=0)
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def digits_images(digits):
+    return load_digits(seed=0, as_images=True)
 
 
 @pytest.fixture
@@ -88,3 +94,45 @@ def test_patience_never_stops_a_trial_that_still_improves(digits, config):
     assert [r["done"] for r in results] == [False] * 9 + [True]
     assert trainable.outcome() == "finished"
     assert math.isclose(results[-1]["val_acc"], 0.1)
+
+
+def test_augmentation_changes_training_batches_and_never_validation_or_test(digits_images,
+                                                                            compose_config, tmp_path):
+    config = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}", "augment.shift=1",
+                            "augment.noise=0.1")
+    trainable = tune.with_parameters(TorchTrainable, data=digits_images)(config=config)
+    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    trainable.model.register_forward_pre_hook(
+        lambda module, args: seen[module.training].append(args[0].clone()))
+    trainable.train()
+    originals = {tuple(row.flatten().tolist()) for row in trainable.data["train"][0]}
+    assert seen[True] and all(tuple(x.flatten().tolist()) not in originals
+                              for batch in seen[True] for x in batch)
+    evaluated = torch.cat(seen[False])
+    assert torch.equal(evaluated, torch.cat([trainable.data["val"][0], trainable.data["test"][0]]))
+    assert torch.equal(trainable.data["val"][0], torch.as_tensor(digits_images.x_val))
+
+
+def test_shifting_flat_features_fails_with_the_fix(digits, config):
+    config["augment"]["shift"] = 1
+    trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
+    with pytest.raises(ValueError, match="augment.shift: shifting needs images"):
+        trainable.train()
+
+
+@pytest.mark.parametrize(("norm", "layer"), [("batch", torch.nn.BatchNorm1d),
+                                             ("layer", torch.nn.LayerNorm)])
+def test_normalization_goes_into_the_mlp(digits, config, norm, layer):
+    config["model"]["norm"] = norm
+    trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
+    assert sum(isinstance(m, layer) for m in trainable.model.modules()) == config["model"]["hidden_layers"]
+    assert trainable.train()["val_acc"] > 0.5
+
+
+@pytest.mark.parametrize(("norm", "layer"), [("batch", torch.nn.BatchNorm2d),
+                                             ("layer", torch.nn.GroupNorm)])
+def test_normalization_goes_into_the_cnn(digits_images, compose_config, tmp_path, norm, layer):
+    config = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}", f"model.norm={norm}")
+    trainable = tune.with_parameters(TorchTrainable, data=digits_images)(config=config)
+    assert sum(isinstance(m, layer) for m in trainable.model.modules()) == 2
+    assert trainable.train()["val_acc"] > 0.5

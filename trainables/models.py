@@ -10,6 +10,21 @@ from torch import nn
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU}
 
 
+NORMS = ("none", "batch", "layer")
+
+
+def norm_layer(name: str, width: int, images: bool = False) -> nn.Module:
+    """Batch or layer normalization over `width` features (channels for images), or nothing."""
+    if name not in NORMS:
+        raise ValueError(f"model.norm: unknown normalization {name!r}; use one of {', '.join(NORMS)}")
+    if name == "batch":
+        return nn.BatchNorm2d(width) if images else nn.BatchNorm1d(width)
+    if name == "layer":
+        # One group: normalizes over channels, height and width together, as LayerNorm would.
+        return nn.GroupNorm(1, width) if images else nn.LayerNorm(width)
+    return nn.Identity()
+
+
 def activation_layer(name: str) -> nn.Module:
     """The activation module called `name`; ValueError naming the choices otherwise."""
     if name not in ACTIVATIONS:
@@ -19,16 +34,18 @@ def activation_layer(name: str) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Fully connected layers of equal width, each followed by activation and dropout."""
+    """Fully connected layers of equal width, each followed by normalization, activation and
+    dropout."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_layers: int = 2,
-                 hidden_units: int = 128, dropout: float = 0.0, activation: str = "relu"):
+                 hidden_units: int = 128, dropout: float = 0.0, activation: str = "relu",
+                 norm: str = "none"):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for _ in range(hidden_layers):
-            layers += [nn.Linear(width, hidden_units), activation_layer(activation),
-                       nn.Dropout(dropout)]
+            layers += [nn.Linear(width, hidden_units), norm_layer(norm, hidden_units),
+                       activation_layer(activation), nn.Dropout(dropout)]
             width = hidden_units
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
@@ -38,11 +55,11 @@ class MLP(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Two same-padded convolutions, one 2x2 pooling, then a hidden dense layer."""
+    """Two same-padded convolutions (each normalized), one 2x2 pooling, then a dense layer."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: int = 32,
                  kernel_size: int = 3, hidden_units: int = 128, dropout: float = 0.0,
-                 activation: str = "relu"):
+                 activation: str = "relu", norm: str = "none"):
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"SmallCNN needs images (channels, height, width), got input shape "
@@ -50,8 +67,10 @@ class SmallCNN(nn.Module):
         in_channels, height, width = input_shape
         pad = kernel_size // 2
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, channels, kernel_size, padding=pad), activation_layer(activation),
-            nn.Conv2d(channels, channels, kernel_size, padding=pad), activation_layer(activation),
+            nn.Conv2d(in_channels, channels, kernel_size, padding=pad),
+            norm_layer(norm, channels, images=True), activation_layer(activation),
+            nn.Conv2d(channels, channels, kernel_size, padding=pad),
+            norm_layer(norm, channels, images=True), activation_layer(activation),
             nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(channels * (height // 2) * (width // 2), hidden_units),

@@ -17,6 +17,7 @@ from ray import tune
 
 from hypersweep.dotted import get_path, set_path
 from schedulers.space import tuned_values
+from trainables.augment import augment
 from trainables.data import SplitData
 from trainables.lr_schedule import lr_factor
 from trainables.optim import build_optimizer
@@ -251,7 +252,8 @@ class TorchTrainable(tune.Trainable):
             batch = order[start:start + batch_size]
             self._set_lr(self.epoch + (index + 1) / steps)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(self.model(x[batch]), y[batch])
+            inputs = augment(x[batch], self.settings.get("augment") or {}, self.shuffle)
+            loss = F.cross_entropy(self.model(inputs), y[batch])
             loss.backward()
             self.optimizer.step()
             value = loss.item()
