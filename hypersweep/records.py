@@ -13,10 +13,9 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hypersweep.dotted import leaves
 from hypersweep.resume import write_json
 from schedulers.pbt import read_lineage
-from schedulers.space import Dimension, baseline_point, tuned_values
+from schedulers.space import tuned_values
 
 SUMMARY_FILE = "summary.json"
 RANKED = ("finished", "stopped early")
@@ -122,10 +121,9 @@ def best_record(records: list[TrialRecord], mode: str) -> TrialRecord | None:
     return (max if mode == "max" else min)(ranked, key=lambda record: record.metric)
 
 
-def baseline_record(records: list[TrialRecord], config: dict,
-                    dims: list[Dimension]) -> TrialRecord | None:
+def baseline_record(records: list[TrialRecord], config: dict) -> TrialRecord | None:
     """The trial that started with the config's own default values."""
-    defaults = dict(leaves(baseline_point(config, dims)))
+    defaults = tuned_values(config)  # the config's own values, conditional ones only if active
     return next((r for r in records if r.started_with == defaults), None)
 
 

@@ -66,7 +66,7 @@ def build_report(experiment: str) -> dict:
     dims = parse_space(config)
     records = load_records(experiment, config)
     mode = config["mode"]
-    best, baseline = best_record(records, mode), baseline_record(records, config, dims)
+    best, baseline = best_record(records, mode), baseline_record(records, config)
     ranked = sorted((r for r in records if r.status in RANKED and r.metric is not None),
                     key=lambda r: r.metric, reverse=mode == "max")
     failures = Counter(r.error for r in records if r.status == "failed")

@@ -45,7 +45,9 @@ def plan_text(config: dict, dims: list[Dimension]) -> str:
     for dim in dims:
         kind = f"  [{dim.kind}]" if dim.kind else ""
         changes = "  (PBT mutates it)" if dim.path in mutable else ""
-        lines.append(f"    {dim.path:<{width}}  {dim.describe()}{kind}{changes}")
+        when = "".join(f"  only when {other} in [{', '.join(map(str, allowed))}]"
+                       for other, allowed in dim.when)
+        lines.append(f"    {dim.path:<{width}}  {dim.describe()}{kind}{changes}{when}")
     resources = config["resources"]
     lines += [
         f"  search:    {_search_line(config)}",

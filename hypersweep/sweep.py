@@ -62,7 +62,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
         outcome = experiment.run(config, dims, resume, groups)
     records = outcome.records
     best = best_record(records, config["mode"])
-    baseline = baseline_record(records, config, dims)
+    baseline = baseline_record(records, config)
     save_summary(config, experiment_dir(config), records, best, baseline)
     print(outcome_text(config, records, best, baseline), flush=True)
     if config["scheduler"]["name"] == "pbt":

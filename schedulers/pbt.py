@@ -52,6 +52,8 @@ def check_pbt(config: dict, dims: list[Dimension], live_settings: Iterable[str] 
     if settings["quantile_fraction"] == 0:
         raise ConfigError("scheduler.quantile_fraction: 0 means no trial ever exploits; use a "
                           "fraction such as 0.25")
+    if not isinstance(settings.get("synch"), bool):
+        raise ConfigError(f"scheduler.synch: needs true or false, got {settings.get('synch')!r}")
     if not isinstance(settings.get("keep_baseline"), bool):
         raise ConfigError(f"scheduler.keep_baseline: needs true or false, "
                           f"got {settings.get('keep_baseline')!r}")
@@ -152,6 +154,7 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
         time_attr="training_iteration",
         perturbation_interval=settings["perturbation_interval"],
         burn_in_period=settings["burn_in"],
+        synch=settings["synch"],
         quantile_fraction=settings["quantile_fraction"],
         resample_probability=settings["resample_probability"],
         hyperparam_mutations=mutations(dims, mutable),

@@ -7,12 +7,16 @@ path without the `space.` prefix:
 
 Types: uniform and loguniform (low, high), int (low, high inclusive, optional log), choice and
 grid (values). Any spec may carry `kind` (training, architecture, regularization, data).
+
+A spec may be conditional: `when: {optim.name: sgd}` (or a list of values) makes it matter only
+for trials where every condition holds. Elsewhere the trial trains with the config's default
+for it, and it is left out of the trial's tuned values (records, TensorBoard, sensitivity).
 """
 
 import math
 from collections.abc import Iterator
 from copy import deepcopy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypersweep.dotted import get_path, has_path, nested, set_path
@@ -39,6 +43,7 @@ class Dimension:
     log: bool = False
     values: tuple = ()
     kind: str | None = None
+    when: tuple = ()  # ((path, allowed values), ...): conditions for the dimension to matter
 
     @property
     def is_discrete(self) -> bool:
@@ -123,7 +128,7 @@ def _parse_spec(path: str, spec: Any, config: dict) -> Dimension:
     kind = spec.get("type")
     if kind not in _KEYS:
         raise ConfigError(f"{key}.type: unknown type {kind!r}; use one of {', '.join(_KEYS)}")
-    unknown = set(spec) - _KEYS[kind] - {"type", "kind"}
+    unknown = set(spec) - _KEYS[kind] - {"type", "kind", "when", "default"}
     if unknown:
         raise ConfigError(f"{key}: unknown field(s) {', '.join(sorted(unknown))} for type "
                           f"{kind}; allowed: {', '.join(sorted(_KEYS[kind]))}")
@@ -137,12 +142,47 @@ def _parse_spec(path: str, spec: Any, config: dict) -> Dimension:
         dim = Dimension(path, kind, values=tuple(values), kind=category)
     else:
         dim = _parse_range(key, path, kind, spec, category)
+    dim = replace(dim, when=_parse_when(key, path, spec.get("when"), config))
     default = get_path(config, path)
     if not dim.contains(default):
         raise ConfigError(f"{key}: the default {path}={default!r} is outside {dim.describe()}; "
                           f"the first trial runs the defaults, so widen the space or set "
                           f"{path} inside it")
     return dim
+
+
+def _parse_when(key: str, path: str, when: Any, config: dict) -> tuple:
+    if when is None:
+        return ()
+    if not isinstance(when, dict) or not when:
+        raise ConfigError(f"{key}.when: needs conditions such as {{optim.name: sgd}}, got {when!r}")
+    conditions = []
+    for other, allowed in when.items():
+        if other == path or not has_path(config, other):
+            raise ConfigError(f"{key}.when: '{other}' is not another value in the config; "
+                              f"name the setting this one depends on, e.g. optim.name")
+        conditions.append((other, tuple(allowed) if isinstance(allowed, list) else (allowed,)))
+    return tuple(conditions)
+
+
+def is_active(spec: dict, config: dict) -> bool:
+    """Whether a (possibly conditional) spec's conditions hold in a trial's config."""
+    return all(get_path(config, other, None) in
+               (allowed if isinstance(allowed, list | tuple) else [allowed])
+               for other, allowed in (spec.get("when") or {}).items())
+
+
+def with_inactive_defaults(config: dict) -> dict:
+    """A trial's config where every conditional hyperparameter whose condition fails is back at
+    the config's default (param_space stores it in the spec as `default`)."""
+    inactive = [(path, spec) for path, spec in iter_specs(config.get("space") or {})
+                if isinstance(spec, dict) and not is_active(spec, config) and "default" in spec]
+    if not inactive:
+        return config
+    config = deepcopy(config)
+    for path, spec in inactive:
+        set_path(config, path, spec["default"])
+    return config
 
 
 def _parse_range(key: str, path: str, kind: str, spec: dict, category: str | None) -> Dimension:
@@ -171,6 +211,8 @@ def param_space(config: dict, dims: list[Dimension], as_grid: bool = False) -> d
     space = deepcopy(config)
     for dim in dims:
         set_path(space, dim.path, dim.to_tune(as_grid))
+        if dim.when:  # what a trial whose conditions fail trains with
+            set_path(space, f"space.{dim.path}.default", get_path(config, dim.path))
     return space
 
 
@@ -180,5 +222,7 @@ def baseline_point(config: dict, dims: list[Dimension]) -> dict:
 
 
 def tuned_values(config: dict) -> dict[str, Any]:
-    """The tuned hyperparameters of a trial config, by dotted name."""
-    return {path: get_path(config, path, None) for path, _ in iter_specs(config.get("space") or {})}
+    """The tuned hyperparameters of a trial config, by dotted name; inactive conditional ones
+    (their `when` fails) are left out."""
+    return {path: get_path(config, path, None) for path, spec in iter_specs(config.get("space") or {})
+            if not isinstance(spec, dict) or is_active(spec, config)}

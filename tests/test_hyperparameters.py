@@ -1,12 +1,18 @@
 """The kinds of hyperparameters users tune: schedules, optimizer knobs, early stopping."""
 
+import json
 import math
+import re
 
 import pytest
 import ray
 import torch
 from ray import tune
 
+from hypersweep.config import validate
+from hypersweep.errors import ConfigError
+from schedulers.space import param_space, tuned_values, with_inactive_defaults
+from tests.conftest import run_launch
 from trainables.data import load_digits
 from trainables.lr_schedule import ONECYCLE_END, ONECYCLE_START, lr_factor
 from trainables.trainable import TorchTrainable
@@ -136,3 +142,46 @@ def test_normalization_goes_into_the_cnn(digits_images, compose_config, tmp_path
     trainable = tune.with_parameters(TorchTrainable, data=digits_images)(config=config)
     assert sum(isinstance(m, layer) for m in trainable.model.modules()) == 2
     assert trainable.train()["val_acc"] > 0.5
+
+
+def test_a_conditional_dimension_counts_only_where_its_condition_holds(compose_config):
+    config = compose_config("experiment=mnist1d_transformer")
+    dims = {d.path: d for d in validate(config)}
+    assert dims["optim.momentum"].when == (("optim.name", ("sgd",)),)
+    space = param_space(config, list(dims.values()))
+    trial = {**space, "optim": {**config["optim"], "name": "adam", "momentum": 0.85}}
+    assert "optim.momentum" not in tuned_values(trial)
+    assert with_inactive_defaults(trial)["optim"]["momentum"] == config["optim"]["momentum"]
+    sgd = {**trial, "optim": {**trial["optim"], "name": "sgd"}}
+    assert tuned_values(sgd)["optim.momentum"] == 0.85
+    assert with_inactive_defaults(sgd)["optim"]["momentum"] == 0.85
+
+
+@pytest.mark.parametrize(("when", "message"), [
+    ({"optim.nam": "sgd"}, "space.optim.momentum.when: 'optim.nam' is not another value in the config"),
+    (["sgd"], "space.optim.momentum.when: needs conditions such as {optim.name: sgd}"),
+])
+def test_a_bad_condition_fails_in_one_line(compose_config, when, message):
+    config = compose_config("experiment=mnist1d_transformer")
+    config["space"]["optim"]["momentum"]["when"] = when
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(config)
+
+
+def test_the_transformer_preset_runs_end_to_end_with_conditional_dimensions(tmp_path):
+    done = run_launch("experiment=mnist1d_transformer", "search=random", "num_samples=5", "seed=4",
+                      "train.max_epochs=3", "scheduler.grace_period=1", "data.num_samples=2000",
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "mnist1d_transformer" / "summary.json").read_text())
+    trials = summary["trials"]
+    assert len(trials) == 5 and {t["status"] for t in trials} <= {"finished", "stopped early"}
+    by_optimizer = {name: [t for t in trials if t["tuned"]["optim.name"] == name]
+                    for name in ("adam", "sgd")}
+    assert by_optimizer["adam"] and by_optimizer["sgd"], "seed 4 draws both optimizers"
+    assert all("optim.momentum" not in t["tuned"] for t in by_optimizer["adam"])
+    assert all(0.8 <= t["tuned"]["optim.momentum"] <= 0.99 for t in by_optimizer["sgd"])
+    for trial in trials:
+        assert ("optim.warmup_epochs" in trial["tuned"]) == (
+            trial["tuned"]["optim.schedule"] in ("cosine", "onecycle"))
+    assert summary["best"]["metric"] > 0.3, "better than chance (0.1) after three epochs"

@@ -55,3 +55,24 @@ def load_digits(val_fraction: float = 0.2, test_fraction: float = 0.2, as_images
     features = (digits.images / 16.0).astype(np.float32)
     features = features[:, None, :, :] if as_images else features.reshape(len(features), -1)
     return split(features, digits.target.astype(np.int64), val_fraction, test_fraction, seed)
+
+
+def load_mnist1d(num_samples: int = 5000, seq_len: int = 40, val_fraction: float = 0.2,
+                 test_fraction: float = 0.2, seed: int = 0) -> SplitData:
+    """MNIST-1D (Greydanus, 2020): 1-D signals of the ten digits, generated here, not downloaded.
+
+    `seq_len` is the length each signal is resampled to (the benchmark's 40 by default);
+    the generator's own seed stays the package's 42, so the samples are the standard ones.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.final_seq_length = num_samples, seq_len
+    state = np.random.get_state()  # make_dataset seeds numpy's global generator; keep ours
+    try:
+        generated = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    features = np.concatenate([generated["x"], generated["x_test"]]).astype(np.float32)
+    labels = np.concatenate([generated["y"], generated["y_test"]]).astype(np.int64)
+    return split(features, labels, val_fraction, test_fraction, seed)

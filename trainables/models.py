@@ -5,6 +5,7 @@ Every model takes `input_shape` and `num_classes`, filled in from the data set.
 
 import math
 
+import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU}
@@ -81,3 +82,36 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+class SequenceTransformer(nn.Module):
+    """A small Transformer encoder over a 1-D signal.
+
+    A strided 1-D convolution turns the signal into tokens (`patch` points apart, each seeing
+    `kernel_size` points), a learned position embedding is added, `layers` pre-norm encoder
+    layers follow, and the mean over tokens is classified.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
+                 width: int = 64, heads: int = 4, dropout: float = 0.1, activation: str = "gelu",
+                 patch: int = 2, kernel_size: int = 5):
+        super().__init__()
+        if len(input_shape) != 1:
+            raise ValueError(f"SequenceTransformer needs sequences (length,), got input shape "
+                             f"{input_shape}; use data=mnist1d")
+        if width % heads:
+            raise ValueError(f"model.width ({width}) must be a multiple of model.heads ({heads})")
+        kernel = max(kernel_size, patch)
+        self.embed = nn.Conv1d(1, width, kernel, stride=patch, padding=kernel // 2)
+        tokens = (input_shape[0] + 2 * (kernel // 2) - kernel) // patch + 1
+        self.position = nn.Parameter(torch.zeros(1, tokens, width))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=dropout,
+                                           activation=activation, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        tokens = self.embed(x.unsqueeze(1)).transpose(1, 2) + self.position
+        return self.head(self.norm(self.encoder(tokens)).mean(dim=1))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ray import tune
 
 from hypersweep.dotted import get_path, set_path
-from schedulers.space import tuned_values
+from schedulers.space import tuned_values, with_inactive_defaults
 from trainables.augment import augment
 from trainables.data import SplitData
 from trainables.lr_schedule import lr_factor
@@ -107,7 +107,7 @@ class TorchTrainable(tune.Trainable):
         self.input_shape, self.num_classes = data.input_shape, data.num_classes
         self.board: TrialBoard | None = None
         self.build_error: Exception | None = None
-        self._start_trial(config)
+        self._start_trial(with_inactive_defaults(config))
 
     def _start_trial(self, config: dict) -> None:
         self.running_trial = self.trial_id
@@ -146,6 +146,7 @@ class TorchTrainable(tune.Trainable):
         first step, not here: Ray files an error in reset_config under the actor's previous trial.
         """
         self.build_error = None
+        new_config = with_inactive_defaults(new_config)
         try:
             if self.trial_id != self.running_trial:
                 self._close_board()
