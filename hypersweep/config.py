@@ -6,10 +6,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from hypersweep.dotted import get_path
+from hypersweep.dotted import get_path, has_path
 from hypersweep.errors import ConfigError
 from schedulers.searchers import check_search
-from schedulers.space import Dimension, iter_specs, parse_space
+from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
 from trainables.lr_schedule import SCHEDULES
 from trainables.targets import import_target
@@ -126,11 +126,9 @@ def validate(config: dict) -> list[Dimension]:
         except ImportError as err:
             raise ConfigError(f"{key}: cannot import {target!r} ({err}); give a dotted path to a "
                               f"class or function on the Python path") from None
-    data_dims = [path for path, _ in iter_specs(config.get("space") or {})
-                 if path.startswith("data.")]
-    if data_dims:
-        raise ConfigError(f"space.{data_dims[0]}: data settings are loaded once per experiment "
-                          f"and cannot be tuned per trial; remove it (~space.{data_dims[0]})")
+    if has_path(config.get("space") or {}, "data._target_"):
+        raise ConfigError("space.data._target_: the data set itself cannot be tuned; run one "
+                          "sweep per data set (python launch.py -m data=digits,...)")
     dims = parse_space(config)
     check_search(config, dims)
     live_settings = getattr(targets["trainable"], "LIVE_SETTINGS", None)

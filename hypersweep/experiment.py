@@ -3,7 +3,7 @@
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypersweep.preflight import trial_request
@@ -16,6 +16,7 @@ from schedulers.space import (
     param_space,
 )
 from schedulers.trial_schedulers import build_scheduler
+from trainables.data import SplitData
 from trainables.targets import build, import_target
 from trainables.trainable import experiment_dir
 
@@ -73,6 +74,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     # would run the trials that ended meanwhile again. A snapshot of a sweep this size is cheap.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(config["snapshot_seconds"]))
     data = build(config["data"], seed=config["seed"])
+    if isinstance(data, SplitData):
+        data = replace(data, source=config["data"])
     request = trial_request(config["resources"])
     trainable = tune.with_resources(
         tune.with_parameters(import_target(config["trainable"]), data=data),

@@ -101,8 +101,8 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["train.epochs_per_step=30"], "train.epochs_per_step: 30 is more than train.max_epochs (20)"),
         (["name=???"], "name: no value given (???)"),
         (["resources.gpu=1.5"], "resources.gpu: needs a number of GPUs >= 0: a fraction up to 1"),
-        (["+space.data.val_fraction={type:uniform,low:0.1,high:0.3}"],
-         "space.data.val_fraction: data settings are loaded once per experiment"),
+        (["+space.data._target_={type:choice,values:[trainables.data.load_digits]}"],
+         "space.data._target_: the data set itself cannot be tuned"),
         (["experiment=digits_mlp_pbt", "search=hyperopt"],
          "search: PBT picks new values itself (exploit/explore) and Ray cannot combine it with a "
          "search algorithm; use search=random"),

@@ -3,6 +3,7 @@
 import json
 import math
 import re
+from dataclasses import replace
 
 import pytest
 import ray
@@ -185,3 +186,14 @@ def test_the_transformer_preset_runs_end_to_end_with_conditional_dimensions(tmp_
         assert ("optim.warmup_epochs" in trial["tuned"]) == (
             trial["tuned"]["optim.schedule"] in ("cosine", "onecycle"))
     assert summary["best"]["metric"] > 0.3, "better than chance (0.1) after three epochs"
+
+
+def test_a_tuned_validation_fraction_resplits_but_keeps_the_test_set(digits, compose_config, tmp_path):
+    shared = replace(digits, source={"_target_": "trainables.data.load_digits", "val_fraction": 0.2,
+                                     "test_fraction": 0.2, "as_images": False})
+    config = compose_config("experiment=smoke", f"storage_path={tmp_path}", "data.val_fraction=0.3")
+    trainable = tune.with_parameters(TorchTrainable, data=shared)(config=config)
+    sizes = {name: len(y) for name, (_, y) in trainable.data.items()}
+    assert sizes["val"] == round(0.3 * 1797) and sizes["train"] == 1797 - sizes["val"] - sizes["test"]
+    assert torch.equal(trainable.data["test"][0], torch.as_tensor(digits.x_test))
+    assert trainable.train()["val_acc"] > 0.5

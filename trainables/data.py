@@ -1,6 +1,9 @@
 """Data sets as numpy arrays split into train, validation and test; no downloads.
 
 A loader returns a SplitData, which the driver puts into Ray's object store once per experiment.
+A trial whose tuned `data` settings differ (a validation fraction, a sequence length) loads its
+own copy in its actor; a split's test part depends only on test_fraction and the seed, so every
+trial is tested on the same samples.
 """
 
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ class SplitData:
     y_test: np.ndarray
     input_shape: tuple[int, ...]
     num_classes: int
+    source: dict | None = None  # the `data` config it was loaded from (set by the driver)
 
     def sizes(self) -> tuple[int, int, int]:
         """Samples in train, validation and test."""

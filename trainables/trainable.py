@@ -73,6 +73,10 @@ def placement() -> dict[str, str]:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
 
 
+def _data_key(data_config: dict) -> str:
+    return json.dumps(data_config, sort_keys=True, default=str)
+
+
 def fixed_part(config: dict) -> dict:
     """The config without the live settings: what needs a new model when it changes."""
     fixed = json.loads(json.dumps(config, default=str))
@@ -97,17 +101,34 @@ class TorchTrainable(tune.Trainable):
     def setup(self, config: dict, data: SplitData):
         self.device = _pick_device()
         torch.set_num_threads(max(1, int(config["resources"]["cpu"])))
-        self.data = {
-            # Copies: the object store's arrays are read-only, and torch wants writable memory.
-            name: (torch.tensor(x, device=self.device), torch.tensor(y, device=self.device))
-            for name, x, y in (("train", data.x_train, data.y_train),
-                               ("val", data.x_val, data.y_val),
-                               ("test", data.x_test, data.y_test))
-        }
-        self.input_shape, self.num_classes = data.input_shape, data.num_classes
+        # Data sets by their `data` config: the experiment's own, and any a trial tuned.
+        self.datasets = {_data_key(data.source): self._tensors(data)} if data.source else {}
+        self.shared_data = data
         self.board: TrialBoard | None = None
         self.build_error: Exception | None = None
         self._start_trial(with_inactive_defaults(config))
+
+    def _tensors(self, data: SplitData) -> dict[str, Any]:
+        # Copies: the object store's arrays are read-only, and torch wants writable memory.
+        splits = {name: (torch.tensor(x, device=self.device), torch.tensor(y, device=self.device))
+                  for name, x, y in (("train", data.x_train, data.y_train),
+                                     ("val", data.x_val, data.y_val),
+                                     ("test", data.x_test, data.y_test))}
+        return {"splits": splits, "input_shape": data.input_shape, "num_classes": data.num_classes}
+
+    def _use_data(self, config: dict) -> None:
+        """The trial's data set: the shared one, or its own when it tuned a `data` setting."""
+        key = _data_key(config["data"])
+        if key not in self.datasets:
+            loaded = (self.shared_data if not self.shared_data.source
+                      else build(config["data"], seed=config["seed"]))
+            # Keep the shared set and this trial's own: a tuned fraction makes every trial differ.
+            shared = _data_key(self.shared_data.source) if self.shared_data.source else None
+            self.datasets = {k: v for k, v in self.datasets.items() if k == shared}
+            self.datasets[key] = self._tensors(loaded)
+        chosen = self.datasets[key]
+        self.data = chosen["splits"]
+        self.input_shape, self.num_classes = chosen["input_shape"], chosen["num_classes"]
 
     def _start_trial(self, config: dict) -> None:
         self.running_trial = self.trial_id
@@ -128,6 +149,7 @@ class TorchTrainable(tune.Trainable):
     def _build(self, config: dict) -> None:
         """A fresh model, optimizer and random streams from the trial's config and seed."""
         self.settings = config
+        self._use_data(config)
         seed = trial_seed(config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
