@@ -57,6 +57,24 @@ def metric_against(records: list[TrialRecord], name: str, metric: str, log: bool
     return _save(figure, path)
 
 
+def best_trial_curves(record: TrialRecord, metric: str, path: str) -> str:
+    """The best trial's metric and learning rate (its schedule, PBT's changes) per epoch."""
+    from hypersweep.records import trial_rows
+
+    rows = [row for row in trial_rows(record.path) if "epoch" in row]
+    rates = [row["lr"] for row in rows if isinstance(row.get("lr"), int | float) and row["lr"] > 0]
+    figure, axes = plt.subplots(2 if rates else 1, 1, figsize=(6, 5 if rates else 3),
+                                sharex=True, squeeze=False)
+    top = axes[0][0]
+    top.plot([r["epoch"] for r in rows], [r.get(metric) for r in rows], marker=".")
+    top.set(ylabel=metric, title=f"best trial {record.trial_id}", xlabel="epoch")
+    if rates:  # a trainable that reports its learning rate: show the schedule it trained with
+        bottom = axes[1][0]
+        bottom.plot([r["epoch"] for r in rows if r.get("lr")], rates, marker=".", color="C1")
+        bottom.set(xlabel="epoch", ylabel="learning rate", yscale="log")
+    return _save(figure, path)
+
+
 def _start_time(record: TrialRecord) -> float:
     from hypersweep.records import trial_rows
 

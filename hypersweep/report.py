@@ -71,7 +71,7 @@ def build_report(experiment: str) -> dict:
                     key=lambda r: r.metric, reverse=mode == "max")
     failures = Counter(r.error for r in records if r.status == "failed")
     gain = best.metric - baseline.metric if best and baseline and baseline.metric is not None else None
-    return {
+    report = {
         "experiment": experiment,
         "name": config["name"],
         "metric": config["metric"],
@@ -87,6 +87,20 @@ def build_report(experiment: str) -> dict:
         "pbt": _pbt_section(experiment, best),
         "sensitivity": importance(records, dims, mode, seed=config["seed"]),
     }
+    report["kinds"] = _by_kind(dims, report["sensitivity"])
+    return report
+
+
+def _by_kind(dims: list[Dimension], sensitivity: list[dict]) -> list[dict]:
+    """The tuned hyperparameters grouped by kind, with the share of importance each kind got."""
+    scores = {entry["name"]: entry["score"] for entry in sensitivity}
+    groups: dict[str, list[Dimension]] = {}
+    for dim in dims:
+        groups.setdefault(dim.kind or "unspecified", []).append(dim)
+    return [{"kind": kind, "hyperparameters": [d.path for d in members],
+             "conditional": [d.path for d in members if d.when],
+             "importance": sum(scores.get(d.path, 0.0) for d in members) if scores else None}
+            for kind, members in groups.items()]
 
 
 def export_best(experiment: str, report: dict, conf_dir: Path) -> Path | None:
@@ -147,6 +161,7 @@ def markdown(report: dict, images: dict[str, str], best_file: Path | None, comma
             lines += ["", f"Tuning gained **{report['gain']:+.4f}** {metric} over the defaults."]
         lines += ["", "Best config: " + ", ".join(f"`{k}={_value(v)}`" for k, v in best["tuned"].items()),
                   "", f"Retrain it: `{command}` ({best_file})" if best_file else "", ""]
+    lines += _kinds_markdown(report["kinds"])
     if report["sensitivity"]:
         lines += ["## Which hyperparameters mattered", "",
                   "| hyperparameter | kind | importance |", "|---|---|---|"]
@@ -169,6 +184,18 @@ def markdown(report: dict, images: dict[str, str], best_file: Path | None, comma
         lines += [f"- {f['trials']} x `{f['error']}`" for f in report["failures"]]
     lines += [""] + [f"![{title}]({path})" for title, path in images.items()]
     return "\n".join(lines) + "\n"
+
+
+def _kinds_markdown(kinds: list[dict]) -> list[str]:
+    lines = ["## Hyperparameters by kind", "", "| kind | hyperparameters | importance |",
+             "|---|---|---|"]
+    for group in kinds:
+        names = ", ".join(f"{name} (conditional)" if name in group["conditional"] else name
+                          for name in group["hyperparameters"])
+        share = f"{group['importance']:.2f}" if group["importance"] is not None else ""
+        lines.append(f"| {group['kind']} | {names} | {share} |")
+    return lines + ["", "Conditional hyperparameters count only in the trials where their condition "
+                    "held, and are left out of the importance ranking.", ""]
 
 
 def _changes(before: dict, after: dict) -> str:
@@ -215,10 +242,12 @@ def _tensorboard(experiment: str, report: dict, image: str | None) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(os.path.join(experiment, "tensorboard", "report"))
-    table = "\n".join(["| hyperparameter | kind | importance |", "|---|---|---|"]
-                      + [f"| {e['name']} | {e['kind']} | {e['score']:.3f} |"
-                         for e in report["sensitivity"]])
-    writer.add_text("sensitivity", table)
+    writer.add_text("kinds", "\n".join(_kinds_markdown(report["kinds"])))
+    if report["sensitivity"]:
+        table = "\n".join(["| hyperparameter | kind | importance |", "|---|---|---|"]
+                          + [f"| {e['name']} | {e['kind']} | {e['score']:.3f} |"
+                             for e in report["sensitivity"]])
+        writer.add_text("sensitivity", table)
     if image:
         writer.add_image("sensitivity", matplotlib.image.imread(image)[..., :3], dataformats="HWC")
     writer.close()
@@ -236,6 +265,10 @@ def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[di
     os.makedirs(figures, exist_ok=True)
     images = {"best so far": plots.best_so_far(records, report["metric"], report["mode"],
                                                os.path.join(figures, "best_so_far.png"))}
+    best = best_record(records, report["mode"])
+    if best is not None:
+        images["best trial: metric and learning rate"] = plots.best_trial_curves(
+            best, report["metric"], os.path.join(figures, "best_trial.png"))
     if report["sensitivity"]:
         images["sensitivity"] = plots.sensitivity_bars(report["sensitivity"],
                                                        os.path.join(figures, "sensitivity.png"))
@@ -253,8 +286,7 @@ def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[di
     write_json(os.path.join(experiment, "report.json"), report)
     with open(os.path.join(experiment, "report.md"), "w") as handle:
         handle.write(markdown(report, relative, best_file, command))
-    if report["sensitivity"]:
-        _tensorboard(experiment, report, images.get("sensitivity"))
+    _tensorboard(experiment, report, images.get("sensitivity"))
     return report, short_text(report, command)
 
 

@@ -46,7 +46,10 @@ def test_the_report_ranks_a_planted_structure_strong_weak_none(planted, capsys):
     assert report["gain"] == pytest.approx(report["best"]["metric"] - report["baseline"]["metric"])
     assert "mattered most: model.x" in printed and "retrain the best: python launch.py" in printed
     markdown = (experiment / "report.md").read_text()
-    for picture in ("best_so_far.png", "sensitivity.png", "top_hyperparameter.png"):
+    assert {k["kind"]: k["hyperparameters"] for k in report["kinds"]} == {
+        "training": ["model.x"], "regularization": ["model.y"], "data": ["model.z"]}
+    assert "## Hyperparameters by kind" in markdown and "| regularization | model.y |" in markdown
+    for picture in ("best_so_far.png", "sensitivity.png", "top_hyperparameter.png", "best_trial.png"):
         assert (experiment / "report" / picture).read_bytes()[:4] == b"\x89PNG"
         assert f"(report/{picture})" in markdown
     assert "| model.x | training |" in markdown
@@ -55,6 +58,8 @@ def test_the_report_ranks_a_planted_structure_strong_weak_none(planted, capsys):
     assert "sensitivity" in board.Tags()["images"]
     (text,) = board.Tensors("sensitivity/text_summary")
     assert b"| model.x | training |" in text.tensor_proto.string_val[0]
+    (kinds,) = board.Tensors("kinds/text_summary")
+    assert b"| training | model.x |" in kinds.tensor_proto.string_val[0]
 
 
 def test_the_best_config_file_retrains_to_the_best_metric(planted):
