@@ -11,6 +11,7 @@ from hypersweep.errors import ConfigError
 from schedulers.searchers import check_search
 from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
+from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import SCHEDULES
 from trainables.targets import import_target
 
@@ -103,10 +104,20 @@ def _check_pbt_schedule(config: dict, live_settings: tuple[str, ...] | None) -> 
                                   f"trainable can change {', '.join(live_settings)}")
 
 
+def _import(key: str, config: dict) -> Any:
+    target = get_path(config, key, None)
+    try:
+        return import_target(str(target))
+    except ImportError as err:
+        raise ConfigError(f"{key}: cannot import {target!r} ({err}); give a dotted path to a "
+                          f"class or function on the Python path") from None
+
+
 def validate(config: dict) -> list[Dimension]:
     """Check the whole config and return the search space's dimensions.
 
-    Raises ConfigError with one line naming the key, the bad value and the fix.
+    Raises ConfigError with one line naming the key, the bad value and the fix. The importable
+    targets (model, data, trainable: torch and Ray come with them) are checked last.
     """
     for path, ok, need in _CHECKS:
         value = get_path(config, path, None)
@@ -118,20 +129,17 @@ def validate(config: dict) -> list[Dimension]:
     if config["trainable"] == DEFAULT_TRAINABLE and config["metric"] not in REPORTED_METRICS:
         raise ConfigError(f"metric: {config['metric']!r} is not reported by TorchTrainable; use one "
                           f"of {', '.join(REPORTED_METRICS)}")
-    targets = {}
-    for key in ("model._target_", "data._target_", "trainable"):
-        target = get_path(config, key, None)
-        try:
-            targets[key] = import_target(str(target))
-        except ImportError as err:
-            raise ConfigError(f"{key}: cannot import {target!r} ({err}); give a dotted path to a "
-                              f"class or function on the Python path") from None
     if has_path(config.get("space") or {}, "data._target_"):
         raise ConfigError("space.data._target_: the data set itself cannot be tuned; run one "
                           "sweep per data set (python launch.py -m data=digits,...)")
     dims = parse_space(config)
     check_search(config, dims)
-    live_settings = getattr(targets["trainable"], "LIVE_SETTINGS", None)
+    # The shipped trainable's live settings are known without importing it (torch, Ray): the
+    # checks above and these stay fast; only a user's own trainable is imported to ask.
+    trainable = None if config["trainable"] == DEFAULT_TRAINABLE else _import("trainable", config)
+    live_settings = LIVE_SETTINGS if trainable is None else getattr(trainable, "LIVE_SETTINGS", None)
     check_scheduler(config, dims, live_settings)
     _check_pbt_schedule(config, live_settings)
+    for key in ("model._target_", "data._target_", "trainable"):
+        _import(key, config)
     return dims

@@ -1,6 +1,9 @@
 """The real conf/ tree: every preset and every group option composes, validates and builds."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import torch
 from hypersweep.config import validate
 from hypersweep.errors import ConfigError
 from hypersweep.sweep import sweep
-from tests.conftest import CONF, run_launch
+from tests.conftest import CONF, ROOT, run_launch
 from trainables.targets import build
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -180,3 +183,15 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path):
     assert re.search(r"at once:   \d+ trials on this cluster \(1 node\)", done.stdout)
     assert "estimate:  ~" in done.stdout and "dry run: nothing was started." in done.stdout
     assert not list(tmp_path.rglob("sweep.json")) and not list(tmp_path.rglob("trial_*"))
+
+
+@pytest.mark.parametrize("args", [("--help",), ("experiment=smoke", "space.optim.lr.low=1"),
+                                  ("experiment=digits_mlp_pbt", "scheduler.mutable=[model.hidden_units]")])
+def test_help_and_config_errors_import_neither_torch_nor_ray(tmp_path: Path, args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "launch.py"), *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert done.returncode in (0, 2)
+    assert not imported & {"torch", "ray"}, "these paths must stay fast (issue: start-up under 2 s)"

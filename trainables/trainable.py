@@ -19,6 +19,7 @@ from hypersweep.dotted import get_path, set_path
 from schedulers.space import tuned_values, with_inactive_defaults
 from trainables.augment import augment
 from trainables.data import SplitData
+from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import lr_factor
 from trainables.optim import build_optimizer
 from trainables.targets import build
@@ -26,10 +27,6 @@ from trainables.tensorboard import TrialBoard
 
 CHECKPOINT_FILE = "state.pt"
 LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
-# What a running trial can change without rebuilding its model: PBT mutates these, and a
-# replayed PBT schedule (`pbt_schedule`) sets them at given epochs.
-LIVE_SETTINGS = ("optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
-                 "model.dropout", "train.batch_size")
 
 
 def trial_seed(config: dict) -> int:
