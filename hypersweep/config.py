@@ -84,6 +84,7 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("allow_version_change", lambda v: isinstance(v, bool), "true or false"),
     ("dry_run", lambda v: isinstance(v, bool), "true or false"),
     ("reuse_actors", lambda v: isinstance(v, bool), "true or false"),
+    ("tensorboard", lambda v: isinstance(v, bool), "true or false"),
 ]
 
 

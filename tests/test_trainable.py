@@ -138,3 +138,12 @@ def test_every_torch_load_uses_weights_only():
                     and getattr(node.func.value, "id", "") == "torch":
                 keywords = {k.arg: k.value for k in node.keywords}
                 assert getattr(keywords.get("weights_only"), "value", None) is True, f"{path}:{node.lineno}"
+
+
+def test_tensorboard_off_writes_no_run(trainable_class, config, tmp_path):
+    trainable = _make(trainable_class, {**config, "tensorboard": False}, tmp_path)
+    assert trainable.train()["val_acc"] > 0.5
+    trainable.stop()
+    assert not (tmp_path / config["name"] / "tensorboard").exists()
+    _make(trainable_class, config, tmp_path).train()
+    assert (tmp_path / config["name"] / "tensorboard").is_dir()

@@ -78,3 +78,16 @@ class TrialBoard:
     def close_unfinished(self) -> None:
         """Close without an outcome, for a trial that will go on elsewhere."""
         self.writer.close()
+
+
+class NoBoard:
+    """Stands in for TrialBoard when TensorBoard logging is off (`tensorboard: false`)."""
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """Write nothing."""
+
+    def close(self, outcome: str, step: int) -> None:
+        """Record nothing."""
+
+    def close_unfinished(self) -> None:
+        """Nothing to close."""

@@ -23,7 +23,7 @@ from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import lr_factor
 from trainables.optim import build_optimizer
 from trainables.targets import build
-from trainables.tensorboard import TrialBoard
+from trainables.tensorboard import NoBoard, TrialBoard
 
 CHECKPOINT_FILE = "state.pt"
 LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
@@ -101,7 +101,7 @@ class TorchTrainable(tune.Trainable):
         # Data sets by their `data` config: the experiment's own, and any a trial tuned.
         self.datasets = {_data_key(data.source): self._tensors(data)} if data.source else {}
         self.shared_data = data
-        self.board: TrialBoard | None = None
+        self.board: TrialBoard | NoBoard | None = None
         self.build_error: Exception | None = None
         self._start_trial(with_inactive_defaults(config))
 
@@ -135,7 +135,8 @@ class TorchTrainable(tune.Trainable):
         self.since_best = 0  # reports since the metric last improved (early-stopping patience)
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
         logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
-        self.board = TrialBoard(logdir, tuned_values(config), group=self.trial_id)
+        self.board = (TrialBoard(logdir, tuned_values(config), group=self.trial_id)
+                      if config.get("tensorboard", True) else NoBoard())
         try:
             self._build(config)
         except Exception:
