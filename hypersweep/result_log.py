@@ -2,8 +2,13 @@
 
 Ray's JsonLoggerCallback writes to a staging copy and, whenever a trial restarts from a
 checkpoint (a pause, a PBT exploit, a retry), copies the experiment's older file back over it:
-the reports since the last sync are lost. This log appends straight to the experiment's file
-and never reads it back, so every report a trial made is there, in order.
+the reports since the last sync are lost. This log appends straight to the experiment's file.
+
+A trial that goes on from its last checkpoint (after the driver was killed, or after it raised)
+repeats the reports it made after that checkpoint; their state was lost with the process. The
+first report after such a restart replaces the rows it repeats, so the file holds one row per
+iteration: the history of the weights the trial has now. The replaced rows move to
+`replaced.json` beside it; nothing is deleted.
 """
 
 import json
@@ -13,14 +18,46 @@ from typing import Any
 from ray.tune import Callback
 
 RESULT_FILE = "result.json"
+REPLACED_FILE = "replaced.json"
 
 
 class ResultLog(Callback):
     """Appends every result of every trial as one JSON line to its result.json."""
 
+    def __init__(self) -> None:
+        self.continuing: set[str] = set()  # trials whose next report follows on the file's rows
+
+    def setup(self, **info: Any) -> None:
+        # Ray calls this when the experiment starts and when it is resumed: a resumed trial's
+        # first report may repeat rows that are already in its file.
+        self.continuing = set()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.continuing.discard(trial.trial_id)  # it goes on from its last checkpoint
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         os.makedirs(trial.path, exist_ok=True)
-        line = json.dumps(result, default=str)
-        with open(os.path.join(trial.path, RESULT_FILE), "a") as handle:
-            handle.write(line + "\n")
+        path = os.path.join(trial.path, RESULT_FILE)
+        if trial.trial_id not in self.continuing:
+            self.continuing.add(trial.trial_id)
+            _drop_repeated_rows(path, result.get("training_iteration", 0))
+        with open(path, "a") as handle:
+            handle.write(json.dumps(result, default=str) + "\n")
+
+
+def _drop_repeated_rows(path: str, iteration: int) -> None:
+    """Remove the trailing rows at or after `iteration`: the new report makes them again."""
+    if not os.path.exists(path):
+        return
+    with open(path) as handle:
+        rows = handle.read().splitlines()
+    kept = list(rows)
+    while kept and json.loads(kept[-1]).get("training_iteration", 0) >= iteration:
+        kept.pop()
+    if len(kept) < len(rows):
+        with open(os.path.join(os.path.dirname(path), REPLACED_FILE), "a") as handle:
+            handle.writelines(row + "\n" for row in rows[len(kept):])
+        with open(path + ".tmp", "w") as handle:
+            handle.writelines(row + "\n" for row in kept)
+        os.replace(path + ".tmp", path)

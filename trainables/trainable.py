@@ -3,6 +3,10 @@
 One actor runs many trials in turn (`reset_config`), so torch is imported and the data set is
 turned into tensors once per actor, not once per trial. Each `step` trains
 `train.epochs_per_step` epochs and reports train_loss, val_loss, val_acc, test_acc, lr and epoch.
+
+Per batch: the learning-rate schedule (lr_schedule.py) and augmentation (augment.py); per report:
+divergence, early-stopping patience, TensorBoard. PBT's explore reaches a running trial through
+`reset_config` and its exploit through `load_checkpoint` (live settings: live.py).
 """
 
 import hashlib

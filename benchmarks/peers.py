@@ -1,0 +1,188 @@
+"""The default sweep against its peers: hypersweep, a plain Ray Tune script written the way Ray's
+docs show (function trainable, a fresh process per trial), and Optuna (TPE + Hyperband pruner,
+2 workers in one process). Same data split, model, 7-dimensional space, seed and epoch budget
+(ASHA / Hyperband with rungs at 2, 6 and 18 epochs, at most 20). Tools alternate within a seed.
+
+    python benchmarks/peers.py --trials 32 --seeds 0 1 2
+
+Prints per tool: wall time (median), best validation accuracy (mean), epochs trained (mean),
+utilization (training time summed over trials / (wall time x CPUs)) and ratios to hypersweep.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CPUS = os.cpu_count() or 2
+MAX_EPOCHS, GRACE, FACTOR = 20, 2, 3
+SPACE = {  # the default sweep's space (conf/config.yaml + conf/model/mlp.yaml)
+    "lr": ("loguniform", 1e-4, 1e-1), "optimizer": ("choice", ["adam", "sgd", "rmsprop"]),
+    "batch_size": ("choice", [16, 32, 64, 128]), "hidden_layers": ("choice", [1, 2, 3, 4]),
+    "hidden_units": ("choice", [64, 128, 256, 512]), "dropout": ("choice", [0.0, 0.2, 0.3, 0.5]),
+    "activation": ("choice", ["relu", "gelu", "tanh"]),
+}
+
+
+def train_epochs(params: dict, data, report) -> float:
+    """Train the MLP of `params`, calling report(epoch, val_acc) after each epoch (it may stop
+    the trial by returning True); returns the seconds spent training."""
+    import torch
+    import torch.nn.functional as F
+
+    from trainables.models import MLP
+    from trainables.optim import build_optimizer
+
+    started = time.perf_counter()
+    model = MLP(data.input_shape, data.num_classes, params["hidden_layers"], params["hidden_units"],
+                params["dropout"], params["activation"])
+    optimizer = build_optimizer({"name": params["optimizer"], "lr": params["lr"]}, model.parameters())
+    x, y = torch.tensor(data.x_train), torch.tensor(data.y_train)
+    xv, yv = torch.tensor(data.x_val), torch.tensor(data.y_val)
+    for epoch in range(1, MAX_EPOCHS + 1):
+        model.train()
+        order = torch.randperm(len(y))
+        for start in range(0, len(y), params["batch_size"]):
+            batch = order[start:start + params["batch_size"]]
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(xv).argmax(1) == yv).float().mean().item()
+        if report(epoch, accuracy if accuracy == accuracy else 0.0):
+            break
+    return time.perf_counter() - started
+
+
+def run_hypersweep(trials: int, seed: int, storage: str) -> dict:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "launch.py"), f"num_samples={trials}", f"seed={seed}",
+                    "name=peers", f"storage_path={storage}", "tensorboard=false"],
+                   check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    summary = json.loads((Path(storage) / "peers" / "summary.json").read_text())
+    busy = 0.0
+    for trial in summary["trials"]:
+        rows = (Path(trial["path"]) / "result.json").read_text().splitlines()
+        busy += json.loads(rows[-1])["time_total_s"] if rows else 0.0
+    return {"wall": wall, "best": summary["best"]["metric"], "busy": busy,
+            "epochs": sum(t["epochs"] for t in summary["trials"])}
+
+
+RAY_SCRIPT = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.hyperopt import HyperOptSearch
+from benchmarks.peers import MAX_EPOCHS, GRACE, FACTOR, SPACE, train_epochs
+
+def objective(config):
+    import torch
+    from trainables.data import load_digits
+    torch.set_num_threads(1)
+    data = load_digits(seed=0)
+    busy = train_epochs(config, data, lambda epoch, acc: tune.report({{"val_acc": acc, "epoch": epoch}}))
+
+space = {{name: (tune.loguniform(*spec[1:]) if spec[0] == "loguniform" else tune.choice(spec[1]))
+          for name, spec in SPACE.items()}}
+ray.init(address="local", num_cpus={cpus}, include_dashboard=False, log_to_driver=False)
+started = time.perf_counter()
+grid = tune.Tuner(objective, param_space=space, tune_config=tune.TuneConfig(
+    metric="val_acc", mode="max", num_samples={trials},
+    search_alg=HyperOptSearch(random_state_seed={seed}),
+    scheduler=ASHAScheduler(max_t=MAX_EPOCHS, grace_period=GRACE, reduction_factor=FACTOR)),
+    run_config=tune.RunConfig(storage_path={storage!r}, name="ray_plain", verbose=0)).fit()
+wall = time.perf_counter() - started
+frame = grid.get_dataframe()
+print(json.dumps({{"wall": wall, "best": float(frame["val_acc"].max()),
+                   "busy": float(frame["time_total_s"].sum()),
+                   "epochs": int(frame["training_iteration"].sum())}}))
+ray.shutdown()
+"""
+
+
+def run_ray_plain(trials: int, seed: int, storage: str) -> dict:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", RAY_SCRIPT.format(
+        root=str(ROOT), cpus=CPUS, trials=trials, seed=seed, storage=storage)],
+        check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall"] = time.perf_counter() - started  # with Ray's start, as for hypersweep
+    return result
+
+
+def run_optuna(trials: int, seed: int, storage: str) -> dict:
+    import optuna
+    import torch
+
+    from trainables.data import load_digits
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    data = load_digits(seed=0)
+    busy, epochs = [], []
+
+    def objective(trial: "optuna.Trial") -> float:
+        params = {name: (trial.suggest_float(name, *spec[1:], log=True) if spec[0] == "loguniform"
+                         else trial.suggest_categorical(name, spec[1]))
+                  for name, spec in SPACE.items()}
+        best = [0.0, 0]
+
+        def report(epoch: int, accuracy: float) -> bool:
+            best[0], best[1] = max(best[0], accuracy), epoch
+            trial.report(accuracy, epoch)
+            return trial.should_prune()
+
+        busy.append(train_epochs(params, data, report))
+        epochs.append(best[1])
+        return best[0]
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=optuna.pruners.HyperbandPruner(
+                                    min_resource=GRACE, max_resource=MAX_EPOCHS,
+                                    reduction_factor=FACTOR))
+    study.optimize(objective, n_trials=trials, n_jobs=CPUS)
+    return {"wall": time.perf_counter() - started, "best": study.best_value, "busy": sum(busy),
+            "epochs": sum(epochs)}
+
+
+TOOLS = {"hypersweep": run_hypersweep, "ray tune (docs)": run_ray_plain, "optuna": run_optuna}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, nargs="+", default=[32])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    for trials in args.trials:
+        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+        for seed in args.seeds:
+            for tool, run in TOOLS.items():
+                with tempfile.TemporaryDirectory() as storage:
+                    result = run(trials, seed, storage)
+                runs[tool].append(result)
+                print(f"{trials} trials, seed {seed}, {tool}: {result['wall']:.1f} s, best "
+                      f"{result['best']:.4f}, {result['epochs']} epochs", flush=True)
+        ours = statistics.median(r["wall"] for r in runs["hypersweep"])
+        print(f"\n{trials} trials, seeds {args.seeds}, {CPUS} CPUs:")
+        for tool, results in runs.items():
+            wall = statistics.median(r["wall"] for r in results)
+            print(f"  {tool:16s} wall {wall:6.1f} s ({wall / ours:.2f}x hypersweep)  best val_acc "
+                  f"{statistics.mean(r['best'] for r in results):.4f}  epochs "
+                  f"{statistics.mean(r['epochs'] for r in results):.0f}  utilization "
+                  f"{statistics.mean(r['busy'] / (r['wall'] * CPUS) for r in results):.2f}")
+
+
+if __name__ == "__main__":
+    main()
