@@ -7,6 +7,7 @@ Both trivial runs start their own embedded Ray (included in the time) and use 2 
 """
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,13 @@ RAW_TUNE = textwrap.dedent("""
 """)
 
 
+# Ray's workers import the trainable by module path: they need the repository on their path.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
 def seconds(command: list[str], cwd: str) -> float:
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, env=ENV, check=True, capture_output=True)
     return time.perf_counter() - started
 
 

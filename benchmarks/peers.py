@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CPUS = os.cpu_count() or 2
 MAX_EPOCHS, GRACE, FACTOR = 20, 2, 3
+# Ray's workers import the trainable by module path: they need the repository on their path.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 SPACE = {  # the default sweep's space (conf/config.yaml + conf/model/mlp.yaml)
     "lr": ("loguniform", 1e-4, 1e-1), "optimizer": ("choice", ["adam", "sgd", "rmsprop"]),
     "batch_size": ("choice", [16, 32, 64, 128]), "hidden_layers": ("choice", [1, 2, 3, 4]),
@@ -66,7 +68,7 @@ def run_hypersweep(trials: int, seed: int, storage: str) -> dict:
     started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "launch.py"), f"num_samples={trials}", f"seed={seed}",
                     "name=peers", f"storage_path={storage}", "tensorboard=false"],
-                   check=True, capture_output=True)
+                   env=ENV, check=True, capture_output=True)
     wall = time.perf_counter() - started
     summary = json.loads((Path(storage) / "peers" / "summary.json").read_text())
     busy = 0.0
@@ -115,7 +117,7 @@ def run_ray_plain(trials: int, seed: int, storage: str) -> dict:
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", RAY_SCRIPT.format(
         root=str(ROOT), cpus=CPUS, trials=trials, seed=seed, storage=storage)],
-        check=True, capture_output=True, text=True)
+        env=ENV, check=True, capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["wall"] = time.perf_counter() - started  # with Ray's start, as for hypersweep
     return result
