@@ -8,7 +8,8 @@ A trial that goes on from its last checkpoint (after the driver was killed, or a
 repeats the reports it made after that checkpoint; their state was lost with the process. The
 first report after such a restart replaces the rows it repeats, so the file holds one row per
 iteration: the history of the weights the trial has now. The replaced rows move to
-`replaced.json` beside it; nothing is deleted.
+`replaced.json` beside it; nothing is deleted. A trial that had ended just before the driver
+died reports its end again (TorchTrainable trains nothing more): that report is not repeated.
 """
 
 import json
@@ -41,9 +42,21 @@ class ResultLog(Callback):
         path = os.path.join(trial.path, RESULT_FILE)
         if trial.trial_id not in self.continuing:
             self.continuing.add(trial.trial_id)
+            if _already_ended(path, result):
+                return  # it ended just before the driver died; the end is already recorded
             _drop_repeated_rows(path, result.get("training_iteration", 0))
         with open(path, "a") as handle:
             handle.write(json.dumps(result, default=str) + "\n")
+
+
+def _already_ended(path: str, result: dict) -> bool:
+    """Whether the file's last row is this trial's end, at the epoch `result` reports again."""
+    if not os.path.exists(path):
+        return False
+    with open(path) as handle:
+        rows = handle.read().splitlines()
+    last = json.loads(rows[-1]) if rows else {}
+    return bool(last.get("done")) and "epoch" in last and last["epoch"] == result.get("epoch")
 
 
 def _drop_repeated_rows(path: str, iteration: int) -> None:

@@ -147,3 +147,20 @@ def test_tensorboard_off_writes_no_run(trainable_class, config, tmp_path):
     assert not (tmp_path / config["name"] / "tensorboard").exists()
     _make(trainable_class, config, tmp_path).train()
     assert (tmp_path / config["name"] / "tensorboard").is_dir()
+
+
+def test_a_trial_restored_from_its_end_reports_the_end_again_and_trains_nothing(
+        trainable_class, config, tmp_path):
+    short = {**config, "train": {**config["train"], "max_epochs": 2}}
+    finished = _make(trainable_class, short, tmp_path)
+    finished.train()
+    last = finished.train()
+    assert last["done"] is True
+    checkpoint = finished.save(str(tmp_path / "end"))
+    restored = _make(trainable_class, short, tmp_path)
+    restored.restore(checkpoint)
+    weights = [p.clone() for p in restored.model.parameters()]
+    again = restored.train()
+    assert again["done"] is True and again["epoch"] == 2
+    assert (again["val_acc"], again["train_loss"]) == (last["val_acc"], last["train_loss"])
+    assert all(torch.equal(a, b) for a, b in zip(weights, restored.model.parameters(), strict=True))

@@ -137,6 +137,7 @@ class TorchTrainable(tune.Trainable):
         self.diverged, self.failed = False, False
         self.best: float | None = None
         self.since_best = 0  # reports since the metric last improved (early-stopping patience)
+        self.last_train_loss = math.nan
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
         logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
         self.board = (TrialBoard(logdir, tuned_values(config), group=self.trial_id)
@@ -232,6 +233,10 @@ class TorchTrainable(tune.Trainable):
 
     def _step(self) -> dict[str, Any]:
         train = self.settings["train"]
+        if self.epoch >= train["max_epochs"]:
+            # Restored from its own end checkpoint: the trial ended, but the driver died before
+            # it recorded that. Report the end again; train nothing.
+            return self._report(self.last_train_loss)
         # Dropout draws from torch's global generator: keep this trial's own state, so that its
         # curve depends on nothing else that ran in the same process.
         with torch.random.fork_rng(devices=[]):
@@ -243,6 +248,12 @@ class TorchTrainable(tune.Trainable):
                 if not math.isfinite(train_loss):
                     break
             self.rng_state = torch.get_rng_state()
+        self.last_train_loss = train_loss
+        return self._report(train_loss)
+
+    def _report(self, train_loss: float) -> dict[str, Any]:
+        """Evaluate, update best and patience, log to TensorBoard: the step's result."""
+        train = self.settings["train"]
         val_loss, val_acc = self._evaluate("val")
         _, test_acc = self._evaluate("test")
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
@@ -309,6 +320,7 @@ class TorchTrainable(tune.Trainable):
             "torch_rng": self.rng_state,
             "shuffle_rng": self.shuffle.get_state(),
             "batches": self.batches,
+            "train_loss": self.last_train_loss,
             "best": self.best,
             "since_best": self.since_best,
         }
@@ -326,6 +338,7 @@ class TorchTrainable(tune.Trainable):
         self.rng_state = state["torch_rng"]
         self.shuffle.set_state(state["shuffle_rng"])
         self.batches = state.get("batches", self.batches)
+        self.last_train_loss = state.get("train_loss", math.nan)
         self.best = state.get("best", self.best)
         self.since_best = state.get("since_best", 0)
         # The optimizer's state carries the learning rate (and the rest) of whoever saved it;
