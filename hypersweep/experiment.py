@@ -6,7 +6,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hypersweep.preflight import trial_request
+from hypersweep.cluster import alive_nodes
+from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
 from hypersweep.resume import record_start
 from schedulers.searchers import build_search
@@ -73,10 +74,16 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     # Ray snapshots the experiment every 10 s or more by default; a driver killed in between
     # would run the trials that ended meanwhile again. A snapshot of a sweep this size is cheap.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(config["snapshot_seconds"]))
+    request = trial_request(config["resources"])
+    if config["search"]["name"] == "hyperopt":
+        # Ray Tune keeps one trial pending at a time for a search algorithm (random search gets
+        # 16), which ran the default sweep one trial at a time on 2 CPUs: let as many trials
+        # wait as can run at once.
+        slots = concurrent_trials(request, alive_nodes(), config["max_concurrent"])
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(1, slots)))
     data = build(config["data"], seed=config["seed"])
     if isinstance(data, SplitData):
         data = replace(data, source=config["data"])
-    request = trial_request(config["resources"])
     trainable = tune.with_resources(
         tune.with_parameters(import_target(config["trainable"]), data=data),
         {name.lower(): amount for name, amount in request.items()},
