@@ -17,9 +17,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from hypersweep.dotted import get_path, leaves, nested, set_path
+from hypersweep.dotted import get_path, nested, set_path
 from hypersweep.errors import ConfigError
-from schedulers.space import Dimension, baseline_point, tuned_values
+from schedulers.space import Dimension, tuned_values
 
 LINEAGE_FILE = "pbt_lineage.jsonl"
 
@@ -102,10 +102,16 @@ class KeepInBounds:
 
 def build_pbt(config: dict, dims: list[Dimension]) -> Any:
     """Ray's PopulationBasedTraining that also writes the lineage file."""
+    # Imported and subclassed here, so that the config checks above never import Ray. The
+    # experiment pickles the scheduler with cloudpickle, which handles a class made in a function.
     from ray.tune.schedulers import PopulationBasedTraining
 
     class LineagePBT(PopulationBasedTraining):
-        """PBT that records each trial's start and each exploit in pbt_lineage.jsonl."""
+        """PBT that records each trial's start and each exploit in pbt_lineage.jsonl.
+
+        `_exploit` is Ray's own (private) step, overridden with its Ray 2.x signature
+        (tune_controller, trial, trial_to_clone); tests/test_pbt.py checks it on the installed Ray.
+        """
 
         def __init__(self, mutable: list[str], lineage: str, defaults: dict | None, **kwargs: Any):
             super().__init__(**kwargs)
@@ -146,7 +152,8 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
 
     settings = config["scheduler"]
     mutable = list(settings["mutable"])
-    defaults = dict(leaves(baseline_point(config, dims))) if settings["keep_baseline"] else None
+    # The baseline's tuned values as a trial reports them (conditional ones only if active).
+    defaults = tuned_values(config) if settings["keep_baseline"] else None
     return LineagePBT(
         mutable=mutable,
         defaults=defaults,
