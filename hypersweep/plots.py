@@ -62,7 +62,8 @@ def best_trial_curves(record: TrialRecord, metric: str, path: str) -> str:
     from hypersweep.records import trial_rows
 
     rows = [row for row in trial_rows(record.path) if "epoch" in row]
-    rates = [row["lr"] for row in rows if isinstance(row.get("lr"), int | float) and row["lr"] > 0]
+    rates = [(row["epoch"], row["lr"]) for row in rows
+             if isinstance(row.get("lr"), int | float) and row["lr"] > 0]
     figure, axes = plt.subplots(2 if rates else 1, 1, figsize=(6, 5 if rates else 3),
                                 sharex=True, squeeze=False)
     top = axes[0][0]
@@ -70,7 +71,7 @@ def best_trial_curves(record: TrialRecord, metric: str, path: str) -> str:
     top.set(ylabel=metric, title=f"best trial {record.trial_id}", xlabel="epoch")
     if rates:  # a trainable that reports its learning rate: show the schedule it trained with
         bottom = axes[1][0]
-        bottom.plot([r["epoch"] for r in rows if r.get("lr")], rates, marker=".", color="C1")
+        bottom.plot(*zip(*rates, strict=True), marker=".", color="C1")
         bottom.set(xlabel="epoch", ylabel="learning rate", yscale="log")
     return _save(figure, path)
 

@@ -42,29 +42,27 @@ class ResultLog(Callback):
         path = os.path.join(trial.path, RESULT_FILE)
         if trial.trial_id not in self.continuing:
             self.continuing.add(trial.trial_id)
-            if _already_ended(path, result):
+            if not _follow_on(path, result):
                 return  # it ended just before the driver died; the end is already recorded
-            _drop_repeated_rows(path, result.get("training_iteration", 0))
         with open(path, "a") as handle:
             handle.write(json.dumps(result, default=str) + "\n")
 
 
-def _already_ended(path: str, result: dict) -> bool:
-    """Whether the file's last row is this trial's end, at the epoch `result` reports again."""
+def _follow_on(path: str, result: dict) -> bool:
+    """Make the file ready for a trial's first report after a restart; False when that report
+    is the trial's end again (already the file's last row) and must not be written.
+
+    The trailing rows at or after the report's iteration are made again by it: they move to
+    replaced.json.
+    """
     if not os.path.exists(path):
-        return False
+        return True
     with open(path) as handle:
         rows = handle.read().splitlines()
     last = json.loads(rows[-1]) if rows else {}
-    return bool(last.get("done")) and "epoch" in last and last["epoch"] == result.get("epoch")
-
-
-def _drop_repeated_rows(path: str, iteration: int) -> None:
-    """Remove the trailing rows at or after `iteration`: the new report makes them again."""
-    if not os.path.exists(path):
-        return
-    with open(path) as handle:
-        rows = handle.read().splitlines()
+    if last.get("done") and "epoch" in last and last["epoch"] == result.get("epoch"):
+        return False
+    iteration = result.get("training_iteration", 0)
     kept = list(rows)
     while kept and json.loads(kept[-1]).get("training_iteration", 0) >= iteration:
         kept.pop()
@@ -74,3 +72,4 @@ def _drop_repeated_rows(path: str, iteration: int) -> None:
         with open(path + ".tmp", "w") as handle:
             handle.writelines(row + "\n" for row in kept)
         os.replace(path + ".tmp", path)
+    return True
