@@ -21,6 +21,9 @@ from trainables.data import SplitData
 from trainables.targets import build, import_target
 from trainables.trainable import experiment_dir
 
+# A value the user set for Ray's own variable wins over hypersweep's.
+_USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
+
 
 def planned_trials(config: dict, dims: list[Dimension]) -> int:
     """How many trials the sweep will run: num_samples, times the grid for grid search."""
@@ -75,12 +78,15 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     # would run the trials that ended meanwhile again. A snapshot of a sweep this size is cheap.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(config["snapshot_seconds"]))
     request = trial_request(config["resources"])
-    if config["search"]["name"] == "hyperopt":
+    if _USER_MAX_PENDING is None:
         # Ray Tune keeps one trial pending at a time for a search algorithm (random search gets
         # 16), which ran the default sweep one trial at a time on 2 CPUs: let as many trials
-        # wait as can run at once.
-        slots = concurrent_trials(request, alive_nodes(), config["max_concurrent"])
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(1, slots)))
+        # wait as can run at once. Set per run, since a Hydra multirun runs several here.
+        if config["search"]["name"] == "hyperopt":
+            slots = concurrent_trials(request, alive_nodes(), config["max_concurrent"])
+            os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, slots))
+        else:
+            os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
     data = build(config["data"], seed=config["seed"])
     if isinstance(data, SplitData):
         data = replace(data, source=config["data"])
