@@ -129,6 +129,20 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
                     "values": _values(trial.config, self.mutable), "tuned": tuned,
                     "control": trial.trial_id == self.control})
 
+        def choose_trial_to_run(self, tune_controller: Any) -> Any:
+            trial = super().choose_trial_to_run(tune_controller)
+            if trial is None and self._synch:
+                times = [self._trial_state[t].last_train_time
+                         for t in tune_controller.get_live_trials() if t in self._trial_state]
+                if times and min(times) >= self._next_perturbation_sync:
+                    # Synchronous PBT runs only trials behind the next sync point, which Ray sets
+                    # to max(last + interval, the latest time reached). A resumed sweep starts
+                    # from a fresh scheduler (sync point 1) with trials already further on, so
+                    # every trial can be at that point: none would run again. Move it past them.
+                    self._next_perturbation_sync = max(times) + self._perturbation_interval
+                    trial = super().choose_trial_to_run(tune_controller)
+            return trial
+
         def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
             if trial.trial_id == self.control:
                 return  # the baseline trains with the defaults throughout

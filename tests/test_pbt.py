@@ -1,6 +1,7 @@
 """Population Based Training end to end: real Ray, real torch, real exploits."""
 
 import json
+import random
 import signal
 import time
 from pathlib import Path
@@ -150,6 +151,73 @@ def test_a_pbt_sweep_resumed_after_sigkill_keeps_its_population_and_finishes(tmp
     assert len(summary["trials"]) == POPULATION
     assert {t["status"] for t in summary["trials"]} == {"finished"}
     assert all(t["epochs"] == 12 for t in summary["trials"])
+
+
+class _Controller:
+    """The three things PBT asks of Ray's TuneController, over plain Trial objects."""
+
+    search_alg = None
+
+    def __init__(self, trials: list):
+        self.trials = trials
+
+    def get_trials(self) -> list:
+        return self.trials
+
+    def get_live_trials(self) -> list:
+        return [t for t in self.trials if not t.is_finished()]
+
+    def pause_trial(self, trial, should_checkpoint: bool = True) -> None:
+        trial.set_status(trial.PAUSED)
+
+    def _schedule_trial_save(self, trial, result=None) -> object:
+        return object()  # a checkpoint to copy
+
+
+@pytest.mark.parametrize("resumed_at", [[3, 3, 3, 3], [2, 3, 3, 3], [2, 2, 2, 5], [1, 2, 3, 4]])
+def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_end(resumed_at, tmp_path):
+    # A resumed sweep gets a fresh scheduler and trials already part way. Where the driver was
+    # killed decides their epochs, so the SIGKILL test above meets these cases only by chance;
+    # stock Ray's synchronous PBT stops running trials in all of them (the resumed sweep hangs).
+    from ray.tune.experiment import Trial
+
+    from schedulers.pbt import build_pbt
+
+    random.seed(0)  # PBT's own choices of donor and explore step
+    config = {"optim": {"lr": 0.01}, "storage_path": str(tmp_path), "name": ".",
+              "space": {"optim": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.1}}},
+              "scheduler": {"mutable": ["optim.lr"], "keep_baseline": False, "synch": True,
+                            "perturbation_interval": 1, "burn_in": 0, "quantile_fraction": 0.5,
+                            "resample_probability": 0.25}}
+    pbt = build_pbt(config, parse_space(config))
+    pbt.set_search_properties("val_acc", "max")
+    pbt._log_config = False  # Ray's policy files need a trial's storage
+    trials = [Trial("probe", config={"optim": {"lr": 0.01 * (i + 1)}}, stub=True, trial_id=f"t{i}")
+              for i in range(len(resumed_at))]
+    controller = _Controller(trials)
+    epoch = {}
+    for trial, at in zip(trials, resumed_at, strict=True):
+        trial.run_metadata.last_result = {"training_iteration": at}
+        trial.set_status(Trial.PENDING)
+        pbt.on_trial_add(controller, trial)
+        epoch[trial] = at
+    for _ in range(200):
+        trial = pbt.choose_trial_to_run(controller)
+        if trial is None:
+            break
+        trial.set_status(Trial.RUNNING)
+        configs = {t: repr(t.config) for t in trials}
+        epoch[trial] += 1
+        accuracy = 0.5 + trial.config["optim"]["lr"] + 0.01 * epoch[trial]
+        pbt.on_trial_result(controller, trial, {"training_iteration": epoch[trial], "val_acc": accuracy})
+        for other in trials:  # a trial that exploited goes on from the donor's epoch
+            if repr(other.config) != configs[other]:
+                epoch[other] = pbt._trial_state[other].last_train_time
+        if epoch[trial] >= 12:
+            trial.set_status(Trial.TERMINATED)
+        elif trial.status == Trial.RUNNING:
+            trial.set_status(Trial.PAUSED)
+    assert {t.trial_id: epoch[t] for t in trials} == {t.trial_id: 12 for t in trials}
 
 
 def test_explore_is_clipped_back_into_the_space():
