@@ -104,7 +104,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         record_start(config, groups)
         tuner = tune.Tuner(
             trainable,
-            param_space=param_space(config, dims, as_grid=config["search"]["name"] == "grid"),
+            param_space=param_space(config, dims, as_grid=config["search"]["name"] == "grid",
+                                    with_domains=config["search"]["name"] != "hyperopt"),
             tune_config=tune.TuneConfig(
                 metric=config["metric"],
                 mode=config["mode"],

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from hypersweep.dotted import get_path
 from hypersweep.errors import ConfigError
 from schedulers.space import Dimension, baseline_point
 
@@ -24,40 +23,47 @@ def check_search(config: dict, dims: list[Dimension]) -> None:
         if not isinstance(n_initial, int) or n_initial < 1:
             raise ConfigError(f"search.n_initial_points: needs a whole number >= 1, "
                               f"got {n_initial!r}")
+        tuned = {dim.path for dim in dims}
+        for dim in dims:
+            parents = [other for other, _ in dim.when if other in tuned]
+            if len(parents) > 1:
+                raise ConfigError(f"space.{dim.path}.when: hyperopt draws a conditional value inside "
+                                  f"one choice's branch, and this names {len(parents)} tuned "
+                                  f"choices ({', '.join(parents)}); keep one")
     if name == "grid":
         continuous = [d.path for d in dims if not d.is_discrete]
         if continuous:
             raise ConfigError(f"space.{continuous[0]}: search=grid needs discrete dimensions; "
                               f"give it as {{type: choice, values: [...]}}")
-
-
-def _hyperopt_point(dims: list[Dimension], point: dict) -> dict:
-    """A point as hyperopt stores it: flat "model/activation" keys, choices by index.
-
-    HyperOptSearch maps choice values to indices only for flat spaces; with our nested space it
-    passes them through, and hyperopt then fails once TPE starts (KeyError / IndexError).
-    """
-    flat = {}
-    for dim in dims:
-        value = get_path(point, dim.path)
-        flat[dim.path.replace(".", "/")] = (
-            dim.values.index(value) if dim.type == "choice" else value)
-    return flat
+        tuned = {dim.path for dim in dims}
+        conditional = [d.path for d in dims if any(other in tuned for other, _ in d.when)]
+        if conditional:
+            raise ConfigError(f"space.{conditional[0]}.when: a grid would run the same trial once "
+                              f"for each of its values where the condition fails; use "
+                              f"search=random or search=hyperopt")
 
 
 def build_search(config: dict, dims: list[Dimension]) -> Any:
-    """The Ray Tune search algorithm; its first trial is the config's own defaults."""
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    """The Ray Tune search algorithm; its first trial is the config's own defaults.
+
+    hyperopt gets its own space (the Tuner's param_space then holds no domains): see
+    schedulers/conditional.py for why.
+    """
+    from schedulers.conditional import (
+        ActiveOnlyVariants,
+        ConditionalHyperOptSearch,
+        hyperopt_point,
+        hyperopt_space,
+    )
 
     baseline = baseline_point(config, dims)
     if config["search"]["name"] == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        return HyperOptSearch(
+        return ConditionalHyperOptSearch(
+            space=hyperopt_space(dims),
             metric=config["metric"],
             mode=config["mode"],
-            points_to_evaluate=[_hyperopt_point(dims, baseline)],
+            points_to_evaluate=[hyperopt_point(dims, baseline)],
             n_initial_points=config["search"].get("n_initial_points", 8),
             random_state_seed=config["seed"],
         )
-    return BasicVariantGenerator(points_to_evaluate=[baseline], random_state=config["seed"])
+    return ActiveOnlyVariants(points_to_evaluate=[baseline], random_state=config["seed"])

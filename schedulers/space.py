@@ -114,7 +114,42 @@ def parse_space(config: dict) -> list[Dimension]:
     if not dims:
         raise ConfigError("space: no hyperparameter to tune; add one, e.g. "
                           "'+space.optim.lr={type:loguniform,low:1e-4,high:0.1}'")
+    _check_conditions(dims, config)
     return dims
+
+
+def _check_conditions(dims: list[Dimension], config: dict) -> None:
+    """A condition names a tuned choice (and some of its values) or a fixed setting that holds;
+    conditions never go round in a circle."""
+    tuned = {dim.path: dim for dim in dims}
+    for dim in dims:
+        for other, allowed in dim.when:
+            key = f"space.{dim.path}.when.{other}"
+            parent = tuned.get(other)
+            if parent is None:
+                if get_path(config, other) not in allowed:
+                    raise ConfigError(f"{key}: {other} is fixed at {get_path(config, other)!r}, so "
+                                      f"{dim.path} would never matter; tune {other} or remove "
+                                      f"space.{dim.path}")
+            elif parent.type not in ("choice", "grid"):
+                raise ConfigError(f"{key}: a condition needs a choice to depend on, and {other} is "
+                                  f"{parent.describe()}; make it a choice or drop the condition")
+            elif any(value not in parent.values for value in allowed):
+                raise ConfigError(f"{key}: {list(allowed)} are not all values of {other} "
+                                  f"({parent.describe()}); name values it can take")
+    for dim in dims:
+        seen, current = [dim.path], dim
+        while (parent := parent_of(current, tuned)) is not None:
+            if parent.path in seen:
+                raise ConfigError(f"space.{dim.path}.when: the conditions go round in a circle "
+                                  f"({' -> '.join(seen + [parent.path])}); break the circle")
+            seen.append(parent.path)
+            current = parent
+
+
+def parent_of(dim: Dimension, tuned: dict[str, Dimension]) -> Dimension | None:
+    """The first tuned dimension `dim` depends on (conditions on fixed settings always hold)."""
+    return next((tuned[other] for other, _ in dim.when if other in tuned), None)
 
 
 def _parse_spec(path: str, spec: Any, config: dict) -> Dimension:
@@ -175,13 +210,16 @@ def is_active(spec: dict, config: dict) -> bool:
 def with_inactive_defaults(config: dict) -> dict:
     """A trial's config where every conditional hyperparameter whose condition fails is back at
     the config's default (param_space stores it in the spec as `default`)."""
-    inactive = [(path, spec) for path, spec in iter_specs(config.get("space") or {})
-                if isinstance(spec, dict) and not is_active(spec, config) and "default" in spec]
-    if not inactive:
-        return config
-    config = deepcopy(config)
-    for path, spec in inactive:
-        set_path(config, path, spec["default"])
+    specs = [(path, spec) for path, spec in iter_specs(config.get("space") or {})
+             if isinstance(spec, dict) and "when" in spec and "default" in spec]
+    copied = False
+    # Until nothing changes: putting a choice back at its default can switch off what depends on it.
+    while stale := [(path, spec) for path, spec in specs
+                    if not is_active(spec, config) and get_path(config, path) != spec["default"]]:
+        if not copied:
+            config, copied = deepcopy(config), True
+        for path, spec in stale:
+            set_path(config, path, spec["default"])
     return config
 
 
@@ -206,11 +244,16 @@ def discrete_combinations(dims: list[Dimension]) -> int:
     return math.prod(d.size for d in dims if d.is_discrete)
 
 
-def param_space(config: dict, dims: list[Dimension], as_grid: bool = False) -> dict:
-    """The whole config with a Ray Tune domain at each tuned path: Tuner's param_space."""
+def param_space(config: dict, dims: list[Dimension], as_grid: bool = False,
+                with_domains: bool = True) -> dict:
+    """The whole config with a Ray Tune domain at each tuned path: Tuner's param_space.
+
+    Without domains it is the config itself, for a search algorithm that has its own space.
+    """
     space = deepcopy(config)
     for dim in dims:
-        set_path(space, dim.path, dim.to_tune(as_grid))
+        if with_domains:
+            set_path(space, dim.path, dim.to_tune(as_grid))
         if dim.when:  # what a trial whose conditions fail trains with
             set_path(space, f"space.{dim.path}.default", get_path(config, dim.path))
     return space

@@ -1,0 +1,121 @@
+"""Search algorithms that draw a conditional dimension only for the trials where it matters.
+
+hyperopt gets its own search space built from `space`. Ray's conversion makes a flat space,
+where TPE draws `optim.momentum` for every trial and learns from values that Adam trials never
+used. Here a dimension with `when: {optim.name: sgd}` lives inside
+the `sgd` branch of `optim.name`'s choice: TPE draws it only for SGD trials and models it from
+those alone. A dimension allowed in several branches gets one label per branch.
+
+A branch is a dict: {"__value__": the choice's value, "<child path>": child expression, ...}.
+
+Random search draws every dimension independently, so drawing a conditional one only where its
+condition holds is the same as drawing it always and putting the default back elsewhere, which
+`ActiveOnlyVariants` does before the trial is created: the trial's config is what it trains with.
+"""
+
+import math
+from typing import Any
+
+from hyperopt import hp
+from hyperopt.pyll import scope
+from ray.tune.search.basic_variant import BasicVariantGenerator
+from ray.tune.search.hyperopt import HyperOptSearch
+
+from hypersweep.dotted import get_path, nested
+from schedulers.space import Dimension, parent_of, with_inactive_defaults
+
+_VALUE = "__value__"
+
+
+def hyperopt_space(dims: list[Dimension]) -> dict[str, Any]:
+    """{dotted path: hyperopt expression} for the dimensions that depend on no other."""
+    tuned = {dim.path: dim for dim in dims}
+    return {dim.path: _expression(dim, dims, tuned, "") for dim in dims
+            if parent_of(dim, tuned) is None}
+
+
+def _expression(dim: Dimension, dims: list[Dimension], tuned: dict[str, Dimension],
+                context: str) -> Any:
+    label = dim.path.replace(".", "/") + context
+    children = [d for d in dims if (parent := parent_of(d, tuned)) and parent.path == dim.path]
+    if dim.type in ("choice", "grid"):
+        if not children:
+            return hp.choice(label, list(dim.values))
+        branches = []
+        for value in dim.values:
+            inside = f"{context}[{dim.path}={value}]"
+            branch = {_VALUE: value}
+            for child in children:
+                if value in dict(child.when)[dim.path]:
+                    branch[child.path] = _expression(child, dims, tuned, inside)
+            branches.append(branch)
+        return hp.choice(label, branches)
+    if dim.type == "uniform":
+        return hp.uniform(label, dim.low, dim.high)
+    if dim.type == "loguniform":
+        return hp.loguniform(label, math.log(dim.low), math.log(dim.high))
+    if dim.log:
+        return scope.int(hp.qloguniform(label, math.log(dim.low), math.log(dim.high), 1.0))
+    return hp.uniformint(label, dim.low, dim.high)
+
+
+def hyperopt_point(dims: list[Dimension], point: dict) -> dict[str, Any]:
+    """A config's values as hyperopt stores a trial: labels, choices by index, and only the
+    dimensions active in it."""
+    tuned = {dim.path: dim for dim in dims}
+    labels: dict[str, Any] = {}
+
+    def visit(dim: Dimension, context: str) -> None:
+        value = get_path(point, dim.path)
+        is_choice = dim.type in ("choice", "grid")
+        labels[dim.path.replace(".", "/") + context] = dim.values.index(value) if is_choice else value
+        for child in dims:
+            parent = parent_of(child, tuned)
+            if parent is not None and parent.path == dim.path and value in dict(child.when)[dim.path]:
+                visit(child, f"{context}[{dim.path}={value}]")
+
+    for dim in dims:
+        if parent_of(dim, tuned) is None:
+            visit(dim, "")
+    return labels
+
+
+def flatten_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """A drawn sample as {dotted path: value}, branches opened up."""
+    flat: dict[str, Any] = {}
+    for path, value in sample.items():
+        if isinstance(value, dict) and _VALUE in value:
+            flat[path] = value[_VALUE]
+            flat.update(flatten_sample({k: v for k, v in value.items() if k != _VALUE}))
+        else:
+            flat[path] = value
+    return flat
+
+
+class ConditionalHyperOptSearch(HyperOptSearch):
+    """HyperOptSearch over `hyperopt_space`: it suggests the nested config of the active values
+    only, which Ray merges into the trial's config (the rest stay at their defaults)."""
+
+    def _setup_hyperopt(self) -> None:
+        super()._setup_hyperopt()
+        # TPE expects every label in every trial, empty where inactive; the starting points
+        # (the defaults) are made with only the labels they use.
+        for trial in self._hpopt_trials.trials:
+            for field in ("idxs", "vals"):
+                for label in self.domain.params:
+                    trial["misc"][field].setdefault(label, [])
+        self._hpopt_trials.refresh()
+
+    def suggest(self, trial_id: str) -> dict | None:
+        sample = super().suggest(trial_id)
+        return None if sample is None else nested(flatten_sample(sample))
+
+
+class ActiveOnlyVariants(BasicVariantGenerator):
+    """Ray's random (and grid) search, with inactive conditional values back at their defaults."""
+
+    def next_trial(self) -> Any:
+        trial = super().next_trial()
+        if trial is not None:
+            trial.set_config(with_inactive_defaults(trial.config))
+        return trial
