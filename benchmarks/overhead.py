@@ -1,13 +1,16 @@
 """Framework overhead: N trials of a trainable that does no work, hypersweep against raw Ray Tune
 with actor reuse; then the cost of TensorBoard logging on a real (tiny) sweep, on against off.
 
-    python benchmarks/overhead.py [--trials 1000] [--tb-trials 100]
+    python benchmarks/overhead.py [--trials 1000] [--tb-trials 100] [--repeats 3] [overrides...]
 
-Both trivial runs start their own embedded Ray (included in the time) and use 2 CPUs.
+Both trivial runs start their own embedded Ray (included in the time) and use 2 CPUs. The two
+tools alternate, `--repeats` times each, and the medians are compared: single runs of the same
+command vary by 30% on this machine. Extra arguments are hypersweep overrides for its runs.
 """
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,24 +48,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--tb-trials", type=int, default=100)
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=3)
+    args, overrides = parser.parse_known_args()
     launch = [sys.executable, str(ROOT / "launch.py")]
+    raw, ours, on, off = [], [], [], []
     with tempfile.TemporaryDirectory() as storage:
-        raw = seconds([sys.executable, "-c", RAW_TUNE.format(root=str(ROOT), trials=args.trials,
-                                                           storage=storage)], storage)
-        ours = seconds(launch + ["experiment=smoke", "trainable=benchmarks.trivial.Trivial",
-                                 "search=random", "scheduler=fifo", f"num_samples={args.trials}",
-                                 "train.max_epochs=1", "name=trivial", f"storage_path={storage}"],
-                       str(ROOT))
-        print(f"{args.trials} trivial trials: raw Ray Tune (reuse_actors) {raw:.1f} s = "
-              f"{1000 * raw / args.trials:.1f} ms/trial; hypersweep {ours:.1f} s = "
-              f"{1000 * ours / args.trials:.1f} ms/trial; ratio {ours / raw:.2f}", flush=True)
-        tiny = ["experiment=smoke", "search=random", "scheduler=fifo", "train.max_epochs=1",
-                f"num_samples={args.tb_trials}", f"storage_path={storage}"]
-        with_board = seconds(launch + tiny + ["name=tb_on"], str(ROOT))
-        without = seconds(launch + tiny + ["name=tb_off", "tensorboard=false"], str(ROOT))
-        print(f"{args.tb_trials} one-epoch MLP trials: TensorBoard on {with_board:.1f} s, off "
-              f"{without:.1f} s; logging adds {100 * (with_board / without - 1):+.0f}%")
+        for repeat in range(args.repeats):
+            raw.append(seconds([sys.executable, "-c", RAW_TUNE.format(
+                root=str(ROOT), trials=args.trials, storage=f"{storage}/raw{repeat}")], storage))
+            ours.append(seconds(launch + [
+                "experiment=smoke", "trainable=benchmarks.trivial.Trivial", "search=random",
+                "scheduler=fifo", f"num_samples={args.trials}", "train.max_epochs=1",
+                f"name=trivial{repeat}", f"storage_path={storage}", *overrides], str(ROOT)))
+            tiny = ["experiment=smoke", "search=random", "scheduler=fifo", "train.max_epochs=1",
+                    f"num_samples={args.tb_trials}", f"storage_path={storage}", *overrides]
+            on.append(seconds(launch + tiny + [f"name=tb_on{repeat}"], str(ROOT)))
+            off.append(seconds(launch + tiny + [f"name=tb_off{repeat}", "tensorboard=false"], str(ROOT)))
+            print(f"repeat {repeat}: raw {raw[-1]:.1f} s, hypersweep {ours[-1]:.1f} s; "
+                  f"TensorBoard on {on[-1]:.1f} s, off {off[-1]:.1f} s", flush=True)
+    raw_s, ours_s = statistics.median(raw), statistics.median(ours)
+    print(f"{args.trials} trivial trials (medians): raw Ray Tune (reuse_actors) {raw_s:.1f} s = "
+          f"{1000 * raw_s / args.trials:.1f} ms/trial; hypersweep {ours_s:.1f} s = "
+          f"{1000 * ours_s / args.trials:.1f} ms/trial; ratio {ours_s / raw_s:.2f}")
+    on_s, off_s = statistics.median(on), statistics.median(off)
+    print(f"{args.tb_trials} one-epoch MLP trials (medians): TensorBoard on {on_s:.1f} s, off "
+          f"{off_s:.1f} s; logging adds {100 * (on_s / off_s - 1):+.0f}%")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ docs show (function trainable, a fresh process per trial), and Optuna (TPE + Hyp
 2 workers in one process). Same data split, model, 7-dimensional space, seed and epoch budget
 (ASHA / Hyperband with rungs at 2, 6 and 18 epochs, at most 20). Tools alternate within a seed.
 
-    python benchmarks/peers.py --trials 32 --seeds 0 1 2
+    python benchmarks/peers.py --trials 32 --seeds 0 1 2 [--tools hypersweep optuna]
 
 Prints per tool: wall time (median), best validation accuracy (mean), epochs trained (mean),
 utilization (training time summed over trials / (wall time x CPUs)) and ratios to hypersweep.
@@ -166,11 +166,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[32])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tools", nargs="+", choices=list(TOOLS), default=list(TOOLS),
+                        help="a subset (hypersweep first: the ratios are to it)")
     args = parser.parse_args()
     for trials in args.trials:
-        runs: dict[str, list[dict]] = {tool: [] for tool in TOOLS}
+        runs: dict[str, list[dict]] = {tool: [] for tool in args.tools}
         for seed in args.seeds:
-            for tool, run in TOOLS.items():
+            for tool in args.tools:
+                run = TOOLS[tool]
                 with tempfile.TemporaryDirectory() as storage:
                     result = run(trials, seed, storage)
                 runs[tool].append(result)

@@ -243,3 +243,19 @@ def test_resume_failed_retry_runs_a_failed_trial_again_from_its_checkpoint(tmp_p
     (trial,) = _summary(experiment)["trials"]
     assert trial["trial_id"] == failed["trial_id"] and trial["status"] == "finished"
     assert _iterations(experiment, trial["trial_id"]) == [1, 2, 3, 4, 5, 6], "went on from epoch 3"
+
+
+def test_snapshots_come_every_second_per_hundred_trials(compose_config):
+    from hypersweep.config import validate
+    from hypersweep.experiment import snapshot_period
+
+    def period(*overrides: str) -> float:
+        config = compose_config(*overrides)
+        return snapshot_period(config, validate(config))
+
+    assert period() == 1.0  # 32 trials: what a killed driver can lose stays one second
+    assert period("num_samples=1000") == 10.0
+    assert period("num_samples=1000", "snapshot_seconds=0.5") == 5.0
+    # A grid counts every point it runs: 4 x 4 units-by-layers, 10 times each.
+    assert period("search=grid", "num_samples=10", "~space.optim", "~space.train",
+                  "~space.model.dropout", "~space.model.activation") == 1.6
