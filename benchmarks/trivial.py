@@ -1,6 +1,7 @@
 """A trainable that does no work: one report, then done. What is left is framework overhead."""
 
 import os
+import time
 
 from ray import tune
 
@@ -25,3 +26,26 @@ class Trivial(tune.Trainable):
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         with open(os.path.join(checkpoint_dir, "value")) as handle:
             self.value = float(handle.read())
+
+
+class Busy(Trivial):
+    """One second of real CPU work (a busy loop), then one report: a CPU-bound trial of known size."""
+
+    SECONDS = 1.0
+
+    def step(self) -> dict:
+        started = time.process_time()
+        while time.process_time() - started < self.SECONDS:
+            pass
+        return {"val_acc": self.value, "epoch": 1, "done": True, "busy_s": self.SECONDS}
+
+
+class Sleeper(Trivial):
+    """One second of sleep, then one report: a trial that takes a slot but not a real CPU, so a
+    simulated cluster can declare more CPUs than the machine has."""
+
+    SECONDS = 1.0
+
+    def step(self) -> dict:
+        time.sleep(self.SECONDS)
+        return {"val_acc": self.value, "epoch": 1, "done": True, "busy_s": self.SECONDS}

@@ -43,9 +43,17 @@ class ResultLog(Callback):
         if trial.trial_id not in self.continuing:
             self.continuing.add(trial.trial_id)
             if not _follow_on(path, result):
+                _drop_config(result)
                 return  # it ended just before the driver died; the end is already recorded
         with open(path, "a") as handle:
             handle.write(json.dumps(result, default=str) + "\n")
+        _drop_config(result)
+
+
+def _drop_config(result: dict) -> None:
+    """Ray keeps a copy of the trial's whole config in every result it holds (and in the JSON of
+    its snapshots) next to the trial's own config: once written to the file, it goes."""
+    result.pop("config", None)
 
 
 def _follow_on(path: str, result: dict) -> bool:

@@ -34,22 +34,28 @@ def hyperopt_space(dims: list[Dimension]) -> dict[str, Any]:
             if parent_of(dim, tuned) is None}
 
 
+def _label(dim: Dimension, context: str) -> str:
+    return dim.path.replace(".", "/") + context
+
+
+def _active_under(dim: Dimension, value: Any, dims: list[Dimension],
+                  tuned: dict[str, Dimension]) -> list[Dimension]:
+    """The dimensions that depend on `dim` and matter when it takes `value`."""
+    return [d for d in dims if (parent := parent_of(d, tuned)) is not None
+            and parent.path == dim.path and value in dict(d.when)[dim.path]]
+
+
 def _expression(dim: Dimension, dims: list[Dimension], tuned: dict[str, Dimension],
                 context: str) -> Any:
-    label = dim.path.replace(".", "/") + context
-    children = [d for d in dims if (parent := parent_of(d, tuned)) and parent.path == dim.path]
+    label = _label(dim, context)
     if dim.type in ("choice", "grid"):
-        if not children:
+        if not any(_active_under(dim, value, dims, tuned) for value in dim.values):
             return hp.choice(label, list(dim.values))
-        branches = []
-        for value in dim.values:
-            inside = f"{context}[{dim.path}={value}]"
-            branch = {_VALUE: value}
-            for child in children:
-                if value in dict(child.when)[dim.path]:
-                    branch[child.path] = _expression(child, dims, tuned, inside)
-            branches.append(branch)
-        return hp.choice(label, branches)
+        return hp.choice(label, [
+            {_VALUE: value, **{child.path: _expression(child, dims, tuned,
+                                                       f"{context}[{dim.path}={value}]")
+                               for child in _active_under(dim, value, dims, tuned)}}
+            for value in dim.values])
     if dim.type == "uniform":
         return hp.uniform(label, dim.low, dim.high)
     if dim.type == "loguniform":
@@ -67,12 +73,10 @@ def hyperopt_point(dims: list[Dimension], point: dict) -> dict[str, Any]:
 
     def visit(dim: Dimension, context: str) -> None:
         value = get_path(point, dim.path)
-        is_choice = dim.type in ("choice", "grid")
-        labels[dim.path.replace(".", "/") + context] = dim.values.index(value) if is_choice else value
-        for child in dims:
-            parent = parent_of(child, tuned)
-            if parent is not None and parent.path == dim.path and value in dict(child.when)[dim.path]:
-                visit(child, f"{context}[{dim.path}={value}]")
+        labels[_label(dim, context)] = (dim.values.index(value) if dim.type in ("choice", "grid")
+                                        else value)
+        for child in _active_under(dim, value, dims, tuned):
+            visit(child, f"{context}[{dim.path}={value}]")
 
     for dim in dims:
         if parent_of(dim, tuned) is None:

@@ -1,0 +1,95 @@
+"""Utilization at scale, and the driver's memory.
+
+1. `--local`: N trials of 1 s of real CPU work on the embedded Ray with this machine's CPUs.
+2. `--cluster`: M trials that sleep 1 s on a simulated cluster: `ray start` nodes on 127.0.0.1
+   that declare more CPUs than the machine has (in the spirit of Ray's bookkeeping-overhead
+   release test: 10,000 one-second trials within 800 s against a 625 s ideal). The driver's peak
+   RSS (Linux VmHWM) is sampled over the run.
+
+Utilization = work seconds / (wall seconds x slots), the wall time being the whole command's,
+start-up included.
+
+    python benchmarks/utilization.py [--trials 200] [--cluster-trials 2000] [--nodes 2 --cpus 8]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.ray_cluster import LocalCluster  # noqa: E402  (the tests' real multi-node cluster)
+
+SWEEP = ["experiment=smoke", "search=random", "scheduler=fifo", "train.max_epochs=1"]
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory so far (VmHWM), in MiB; None once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def sweep(args: list[str], cwd: str, env: dict) -> tuple[float, float]:
+    """Run one `launch.py` sweep; its wall seconds and the driver's peak RSS in MiB."""
+    # The output goes to a file: a pipe nobody reads fills up and blocks the driver.
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *SWEEP, *args],
+                                   cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)}, stdout=output,
+                                   stderr=subprocess.STDOUT, text=True)
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, peak_rss_mib(process.pid) or 0.0)
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        if process.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"the sweep failed:\n{output.read()[-3000:]}")
+    return elapsed, peak
+
+
+def report(what: str, trials: int, slots: int, seconds: float, peak: float) -> None:
+    ideal = trials / slots  # one-second trials
+    print(f"{what}: {trials} x 1 s trials on {slots} slots: {seconds:.1f} s against an ideal "
+          f"{ideal:.1f} s; utilization {ideal / seconds:.2f}; driver peak RSS {peak:.0f} MiB",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200, help="CPU-bound trials on this machine")
+    parser.add_argument("--cluster-trials", type=int, default=2000, help="sleeping trials")
+    parser.add_argument("--nodes", type=int, default=2, help="simulated nodes (head included)")
+    parser.add_argument("--cpus", type=int, default=8, help="CPUs each simulated node declares")
+    parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--skip-cluster", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cwd:
+        if not args.skip_local:
+            cpus = os.cpu_count() or 1
+            seconds, peak = sweep(["trainable=benchmarks.trivial.Busy", f"num_samples={args.trials}",
+                                   "name=busy"], cwd, dict(os.environ))
+            report("embedded Ray, real CPU work", args.trials, cpus, seconds, peak)
+        if not args.skip_cluster:
+            cluster = LocalCluster(workers=args.nodes - 1, cpus=args.cpus)
+            try:
+                seconds, peak = sweep(["trainable=benchmarks.trivial.Sleeper", "cluster=remote",
+                                       f"cluster.address={cluster.address}", "name=sleepers",
+                                       f"num_samples={args.cluster_trials}"], cwd, cluster.env)
+            finally:
+                cluster.stop()
+            report(f"simulated cluster of {args.nodes} nodes", args.cluster_trials,
+                   args.nodes * args.cpus, seconds, peak)
+
+
+if __name__ == "__main__":
+    main()
