@@ -21,7 +21,8 @@ from hypersweep.sweep import sweep
 
 def _place_experiment(config: dict) -> None:
     """Make storage_path absolute; in a Hydra multirun, give each job its own experiment."""
-    config["storage_path"] = os.path.abspath(config["storage_path"])
+    if "://" not in config["storage_path"]:  # a URI is refused by validate(), never turned into a path
+        config["storage_path"] = os.path.abspath(config["storage_path"])
     hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
     if hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN:
         config["storage_path"] = os.path.join(config["storage_path"], config["name"])

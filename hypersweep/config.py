@@ -124,6 +124,10 @@ def validate(config: dict) -> list[Dimension]:
         value = get_path(config, path, None)
         if not ok(value):
             raise ConfigError(f"{path}: needs {need}, got {value!r}")
+    if "://" in str(config["storage_path"]):
+        raise ConfigError(f"storage_path: {config['storage_path']} is a URI, and hypersweep writes "
+                          f"its own files (summaries, reports, TensorBoard) with local file APIs; "
+                          f"mount the bucket on every node (gcsfuse, s3fs, NFS) and give that path")
     if config["train"]["epochs_per_step"] > config["train"]["max_epochs"]:
         raise ConfigError(f"train.epochs_per_step: {config['train']['epochs_per_step']} is more "
                           f"than train.max_epochs ({config['train']['max_epochs']}); lower it")

@@ -56,8 +56,6 @@ def filesystem_type(path: str, mounts_file: str = "/proc/mounts") -> str:
 
 def check_storage(storage_path: str, nodes: list[dict], driver_ip: str, fs_type: str) -> None:
     """Refuse a path on one machine's local disk for a cluster of several machines."""
-    if "://" in storage_path:
-        return  # s3://, gs://, ...: every node reaches it
     machines = {node["ip"] for node in nodes} | {driver_ip}
     if len(machines) == 1:
         return  # every node runs on this machine, so they all see its disk
@@ -66,7 +64,7 @@ def check_storage(storage_path: str, nodes: list[dict], driver_ip: str, fs_type:
     raise ClusterError(
         f"storage_path: {storage_path} is on this machine's local disk ({fs_type}) but the cluster "
         f"spans {len(machines)} machines, whose trials could not save or restore checkpoints there; "
-        f"use a shared path (NFS) or a URI such as s3://bucket/runs")
+        f"use a shared path (NFS, or a bucket mounted with gcsfuse or s3fs)")
 
 
 def check_cluster(config: dict) -> None:
@@ -76,8 +74,7 @@ def check_cluster(config: dict) -> None:
     nodes = alive_nodes()
     check_resources(trial_request(config["resources"]), nodes)
     storage = config["storage_path"]
-    local_type = "uri" if "://" in storage else filesystem_type(storage)
-    check_storage(storage, nodes, ray.util.get_node_ip_address(), local_type)
+    check_storage(storage, nodes, ray.util.get_node_ip_address(), filesystem_type(storage))
 
 
 def concurrent_trials(request: dict[str, float], nodes: list[dict], max_concurrent: int) -> int:

@@ -46,15 +46,14 @@ def test_local_disk_storage_is_refused_for_a_multi_machine_cluster():
     assert str(raised.value) == (
         "storage_path: /home/me/runs is on this machine's local disk (ext4) but the cluster spans 2 "
         "machines, whose trials could not save or restore checkpoints there; use a shared path "
-        "(NFS) or a URI such as s3://bucket/runs")
+        "(NFS, or a bucket mounted with gcsfuse or s3fs)")
 
 
 @pytest.mark.parametrize(
     ("path", "nodes", "fs_type"),
     [
         ("/mnt/nfs/runs", [NODE, GPU_LESS], "nfs4"),
-        ("s3://bucket/runs", [NODE, GPU_LESS], "uri"),
-        ("gs://bucket/runs", [NODE, GPU_LESS], "uri"),
+        ("/mnt/bucket/runs", [NODE, GPU_LESS], "fuse.gcsfuse"),
         ("/home/me/runs", [NODE, {**GPU_LESS, "ip": "10.0.0.1"}], "ext4"),  # one machine, 2 nodes
     ],
 )

@@ -119,6 +119,8 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
          "scheduler.quantile_fraction: needs a number from 0 to 0.5, got 0.7"),
         (["experiment=digits_mlp_pbt", "num_samples=1"],
          "num_samples: PBT needs a population of at least 2 trials, got 1"),
+        (["storage_path=s3://bucket/runs"],
+         "storage_path: s3://bucket/runs is a URI, and hypersweep writes its own files"),
         (["pbt_schedule=[{epoch:2,values:{model.hidden_units:64}}]"],
          "pbt_schedule[0].values: model.hidden_units cannot change during training"),
     ],
