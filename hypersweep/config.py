@@ -1,5 +1,6 @@
 """From Hydra's composed config to validated plain data, before anything expensive runs."""
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,7 @@ def _is_number(value: Any, low: float, strict: bool = False) -> bool:
     return value > low if strict else value >= low
 
 
+TARGET_KEYS = ("model._target_", "data._target_", "trainable")
 _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("name", lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v,
      "a non-empty name without '/'"),
@@ -114,11 +116,12 @@ def _import(key: str, config: dict) -> Any:
                           f"class or function on the Python path") from None
 
 
-def validate(config: dict) -> list[Dimension]:
+def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     """Check the whole config and return the search space's dimensions.
 
     Raises ConfigError with one line naming the key, the bad value and the fix. The importable
-    targets (model, data, trainable: torch and Ray come with them) are checked last.
+    targets (model, data, trainable: torch and Ray come with them) are checked last; without
+    `import_targets`, the caller checks them later with `check_targets`.
     """
     for path, ok, need in _CHECKS:
         value = get_path(config, path, None)
@@ -145,6 +148,27 @@ def validate(config: dict) -> list[Dimension]:
     live_settings = LIVE_SETTINGS if trainable is None else getattr(trainable, "LIVE_SETTINGS", None)
     check_scheduler(config, dims, live_settings)
     _check_pbt_schedule(config, live_settings)
-    for key in ("model._target_", "data._target_", "trainable"):
-        _import(key, config)
+    for key in TARGET_KEYS:
+        _check_module_exists(key, config)
+    if import_targets:
+        check_targets(config)
     return dims
+
+
+def check_targets(config: dict) -> None:
+    """Import the model, data and trainable targets; ConfigError names the first that fails."""
+    for key in TARGET_KEYS:
+        _import(key, config)
+
+
+def _check_module_exists(key: str, config: dict) -> None:
+    """Find a target's module without running it (a typo fails here, before torch and Ray)."""
+    target = str(get_path(config, key, None))
+    module = target.rpartition(".")[0]
+    try:
+        found = bool(module) and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is missing, or no package at all
+        found = False
+    if not found:
+        raise ConfigError(f"{key}: cannot import {target!r} (no module {module!r}); give a dotted "
+                          f"path to a class or function on the Python path")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hypersweep.cluster import alive_nodes
+from hypersweep.paths import experiment_dir
 from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
 from hypersweep.resume import record_start
@@ -19,7 +20,6 @@ from schedulers.space import (
 from schedulers.trial_schedulers import build_scheduler
 from trainables.data import SplitData
 from trainables.targets import build, import_target
-from trainables.trainable import experiment_dir
 
 # A value the user set for Ray's own variable wins over hypersweep's.
 _USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
@@ -74,7 +74,15 @@ class Outcome:
     interrupted: bool
 
 
-def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str]) -> Outcome:
+def load_data(config: dict) -> Any:
+    """The experiment's data set, loaded once on the driver; trials get it from Ray's object store
+    (a trial whose data settings differ loads its own, from `source`)."""
+    data = build(config["data"], seed=config["seed"])
+    return replace(data, source=config["data"]) if isinstance(data, SplitData) else data
+
+
+def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str],
+        data: Any) -> Outcome:
     """Run the sweep (or resume it) until it ends or is interrupted (Ctrl-C, SIGTERM)."""
     from ray import tune
 
@@ -99,9 +107,6 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
             os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, slots))
         else:
             os.environ.pop("TUNE_MAX_PENDING_TRIALS_PG", None)
-    data = build(config["data"], seed=config["seed"])
-    if isinstance(data, SplitData):
-        data = replace(data, source=config["data"])
     trainable = tune.with_resources(
         tune.with_parameters(import_target(config["trainable"]), data=data),
         {name.lower(): amount for name, amount in request.items()},

@@ -13,7 +13,7 @@ import time
 
 from hypersweep import __version__
 from hypersweep.errors import ExperimentError
-from trainables.trainable import experiment_dir
+from hypersweep.paths import experiment_dir
 
 SWEEP_FILE = "sweep.json"
 VERSIONS_FILE = "versions.json"

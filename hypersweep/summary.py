@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+from hypersweep.paths import experiment_dir
 from hypersweep.records import TrialRecord
 from schedulers.pbt import read_lineage, schedule_of
 from schedulers.space import Dimension, discrete_combinations
@@ -10,7 +11,6 @@ from schedulers.trial_schedulers import (
     estimated_epochs,
     expected_trials_per_rung,
 )
-from trainables.trainable import experiment_dir
 
 STATUS_ORDER = ("finished", "stopped early", "diverged", "failed", "unfinished")
 

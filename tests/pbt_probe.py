@@ -10,7 +10,8 @@ import os
 
 import torch
 
-from trainables.trainable import TorchTrainable, experiment_dir
+from hypersweep.paths import experiment_dir
+from trainables.trainable import TorchTrainable
 
 PROBE_FILE = "probe.jsonl"
 

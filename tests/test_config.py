@@ -100,7 +100,11 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),
         (["search=grid"], "space.optim.lr: search=grid needs discrete dimensions"),
-        (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net'"),
+        (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net' (no module"),
+        # The module exists, the name does not: found when the targets are imported (Ray stopped).
+        (["model._target_=trainables.models.Nope"],
+         "model._target_: cannot import 'trainables.models.Nope' (_target_ 'trainables.models.Nope': "
+         "module trainables.models has no Nope)"),
         (["train.epochs_per_step=30"], "train.epochs_per_step: 30 is more than train.max_epochs (20)"),
         (["name=???"], "name: no value given (???)"),
         (["resources.gpu=1.5"], "resources.gpu: needs a number of GPUs >= 0: a fraction up to 1"),

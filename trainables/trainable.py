@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ray import tune
 
 from hypersweep.dotted import get_path, set_path
+from hypersweep.paths import experiment_dir
 from schedulers.space import tuned_values, with_inactive_defaults
 from trainables.augment import augment
 from trainables.data import SplitData
@@ -44,11 +45,6 @@ def trial_seed(config: dict) -> int:
                "optim": config["optim"], "train": train}
     key = json.dumps(shaping, sort_keys=True, default=str)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def experiment_dir(config: dict) -> str:
-    """Where the experiment lives; the driver makes storage_path absolute before Ray sees it."""
-    return os.path.join(config["storage_path"], config["name"])
 
 
 def worst_value(mode: str) -> float:

@@ -1,0 +1,8 @@
+"""Where an experiment lives; a module of its own so that the driver can ask before importing torch."""
+
+import os
+
+
+def experiment_dir(config: dict) -> str:
+    """Where the experiment lives; the driver makes storage_path absolute before Ray sees it."""
+    return os.path.join(config["storage_path"], config["name"])
