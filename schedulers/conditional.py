@@ -49,13 +49,14 @@ def _expression(dim: Dimension, dims: list[Dimension], tuned: dict[str, Dimensio
                 context: str) -> Any:
     label = _label(dim, context)
     if dim.type in ("choice", "grid"):
-        if not any(_active_under(dim, value, dims, tuned) for value in dim.values):
+        branches = [(value, _active_under(dim, value, dims, tuned)) for value in dim.values]
+        if not any(children for _, children in branches):
             return hp.choice(label, list(dim.values))
         return hp.choice(label, [
             {_VALUE: value, **{child.path: _expression(child, dims, tuned,
                                                        f"{context}[{dim.path}={value}]")
-                               for child in _active_under(dim, value, dims, tuned)}}
-            for value in dim.values])
+                               for child in children}}
+            for value, children in branches])
     if dim.type == "uniform":
         return hp.uniform(label, dim.low, dim.high)
     if dim.type == "loguniform":

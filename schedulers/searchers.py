@@ -3,7 +3,7 @@
 from typing import Any
 
 from hypersweep.errors import ConfigError
-from schedulers.space import Dimension, baseline_point
+from schedulers.space import Dimension, baseline_point, tuned_parents
 
 SEARCHES = ("hyperopt", "random", "grid")
 
@@ -11,6 +11,7 @@ SEARCHES = ("hyperopt", "random", "grid")
 def check_search(config: dict, dims: list[Dimension]) -> None:
     """Refuse search settings that cannot work with this space, before Ray starts."""
     name = config["search"].get("name")
+    tuned = {dim.path: dim for dim in dims}
     if name not in SEARCHES:
         raise ConfigError(f"search.name: unknown search {name!r}; use search=hyperopt, "
                           f"search=random or search=grid")
@@ -23,9 +24,8 @@ def check_search(config: dict, dims: list[Dimension]) -> None:
         if not isinstance(n_initial, int) or n_initial < 1:
             raise ConfigError(f"search.n_initial_points: needs a whole number >= 1, "
                               f"got {n_initial!r}")
-        tuned = {dim.path for dim in dims}
         for dim in dims:
-            parents = [other for other, _ in dim.when if other in tuned]
+            parents = [parent.path for parent in tuned_parents(dim, tuned)]
             if len(parents) > 1:
                 raise ConfigError(f"space.{dim.path}.when: hyperopt draws a conditional value inside "
                                   f"one choice's branch, and this names {len(parents)} tuned "
@@ -35,8 +35,7 @@ def check_search(config: dict, dims: list[Dimension]) -> None:
         if continuous:
             raise ConfigError(f"space.{continuous[0]}: search=grid needs discrete dimensions; "
                               f"give it as {{type: choice, values: [...]}}")
-        tuned = {dim.path for dim in dims}
-        conditional = [d.path for d in dims if any(other in tuned for other, _ in d.when)]
+        conditional = [d.path for d in dims if tuned_parents(d, tuned)]
         if conditional:
             raise ConfigError(f"space.{conditional[0]}.when: a grid would run the same trial once "
                               f"for each of its values where the condition fails; use "

@@ -147,9 +147,14 @@ def _check_conditions(dims: list[Dimension], config: dict) -> None:
             current = parent
 
 
+def tuned_parents(dim: Dimension, tuned: dict[str, Dimension]) -> list[Dimension]:
+    """The tuned dimensions `dim` depends on (conditions on fixed settings always hold)."""
+    return [tuned[other] for other, _ in dim.when if other in tuned]
+
+
 def parent_of(dim: Dimension, tuned: dict[str, Dimension]) -> Dimension | None:
-    """The first tuned dimension `dim` depends on (conditions on fixed settings always hold)."""
-    return next((tuned[other] for other, _ in dim.when if other in tuned), None)
+    """The first tuned dimension `dim` depends on."""
+    return next(iter(tuned_parents(dim, tuned)), None)
 
 
 def _parse_spec(path: str, spec: Any, config: dict) -> Dimension:
