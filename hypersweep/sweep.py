@@ -38,7 +38,13 @@ def _dry_run(config: dict, dims: list) -> int:
 
 
 def _prepare(config: dict) -> Any:
-    """Check the importable targets, then load the experiment's data set."""
+    """Check the importable targets, import the rest of what the run needs, load the data set."""
+    # The run's own modules, imported before Ray connects: inside a Ray job, the job's working
+    # directory (where they are) was seen missing for a moment after ray.init, failing an
+    # import made then.
+    import hypersweep.progress  # noqa: F401
+    import hypersweep.result_log  # noqa: F401
+    import schedulers.conditional  # noqa: F401
     from hypersweep.experiment import load_data
 
     check_targets(config)
