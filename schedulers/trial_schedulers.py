@@ -1,11 +1,16 @@
-"""Trial schedulers: ASHA (early stopping), PBT (schedules) and FIFO, built from `scheduler`."""
+"""Trial schedulers: ASHA (early stopping), PBT (schedules) and FIFO, built from `scheduler`.
+
+With `keep_baseline`, ASHA never stops the trial that runs the config's defaults early: the gain
+a sweep reports is measured against the defaults trained in full, not cut short at a rung. Its
+results still count at every rung, as any other trial's.
+"""
 
 import math
 from typing import Any
 
 from hypersweep.errors import ConfigError
 from schedulers.pbt import build_pbt, check_pbt
-from schedulers.space import Dimension
+from schedulers.space import Dimension, tuned_values
 
 SCHEDULERS = ("asha", "pbt", "fifo")
 
@@ -42,23 +47,60 @@ def check_scheduler(config: dict, dims: list[Dimension],
                               f"(the reports a trial makes), got {grace!r}")
         if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 1:
             raise ConfigError(f"scheduler.reduction_factor: needs a number > 1, got {factor!r}")
+        if not isinstance(settings.get("keep_baseline"), bool):
+            raise ConfigError(f"scheduler.keep_baseline: needs true or false, "
+                              f"got {settings.get('keep_baseline')!r}")
 
 
 def build_scheduler(config: dict, dims: list[Dimension]) -> Any:
     """The Ray Tune trial scheduler for this experiment."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     settings = config["scheduler"]
     if settings["name"] == "pbt":
         return build_pbt(config, dims)
     if settings["name"] == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=max_iterations(config),
-            grace_period=settings["grace_period"],
-            reduction_factor=settings["reduction_factor"],
-        )
+        return build_asha(config)
     return FIFOScheduler()
+
+
+def build_asha(config: dict) -> Any:
+    """Ray's ASHA, which with `keep_baseline` lets the defaults' trial train to the end."""
+    # Subclassed here, so that the config checks never import Ray (as PBT's scheduler is).
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class BaselineASHA(ASHAScheduler):
+        """ASHA that never stops the baseline trial (the config's defaults) at a rung."""
+
+        def __init__(self, defaults: dict | None, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.defaults = defaults
+            self.baseline: str | None = None
+
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            super().on_trial_add(tune_controller, trial)
+            # The first trial at the defaults is the one the sweep compares against. A resumed
+            # sweep adds its trials again, in their order, and finds the same one.
+            if self.baseline is None and self.defaults is not None \
+                    and tuned_values(trial.config) == self.defaults:
+                self.baseline = trial.trial_id
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            decision = super().on_trial_result(tune_controller, trial, result)  # records the rung
+            if trial.trial_id == self.baseline and decision == TrialScheduler.STOP \
+                    and result.get(self._time_attr, 0) < self._max_t:
+                self._num_stopped -= 1
+                return TrialScheduler.CONTINUE
+            return decision
+
+    settings = config["scheduler"]
+    return BaselineASHA(
+        defaults=tuned_values(config) if settings["keep_baseline"] else None,
+        time_attr="training_iteration",
+        max_t=max_iterations(config),
+        grace_period=settings["grace_period"],
+        reduction_factor=settings["reduction_factor"],
+    )
 
 
 def describe_scheduler(config: dict) -> str:
@@ -76,8 +118,9 @@ def describe_scheduler(config: dict) -> str:
     rungs = asha_rungs(max_iterations(config), settings["grace_period"],
                        settings["reduction_factor"])
     epochs = ", ".join(str(r * per_step) for r in rungs)
+    baseline = "; the defaults' trial trains in full" if settings["keep_baseline"] else ""
     return (f"asha (reduction factor {settings['reduction_factor']}; rungs at epochs {epochs}; "
-            f"at most {config['train']['max_epochs']} epochs)")
+            f"at most {config['train']['max_epochs']} epochs{baseline})")
 
 
 def expected_trials_per_rung(config: dict, trials: int) -> list[tuple[int, float]]:
@@ -97,6 +140,14 @@ def expected_trials_per_rung(config: dict, trials: int) -> list[tuple[int, float
 
 def estimated_epochs(config: dict, trials: int) -> float:
     """The epochs a sweep of `trials` trials is expected to train in total."""
+    settings = config["scheduler"]
+    if settings["name"] == "asha" and settings["keep_baseline"] and trials > 0:
+        # The baseline is never stopped early: it trains every epoch, the others go by rungs.
+        return config["train"]["max_epochs"] + _epochs_by_rungs(config, trials - 1)
+    return _epochs_by_rungs(config, trials)
+
+
+def _epochs_by_rungs(config: dict, trials: int) -> float:
     total, previous = 0.0, 0
     for epochs, reaching in expected_trials_per_rung(config, trials):
         total += (epochs - previous) * reaching

@@ -179,7 +179,10 @@ def test_estimated_epochs_follow_the_asha_rungs(compose_config):
 
     config = compose_config()  # 20 epochs, grace 2, factor 3: rungs at 2, 6, 18
     assert expected_trials_per_rung(config, 27) == [(2, 27), (6, 9), (18, 3), (20, 1)]
-    assert estimated_epochs(config, 27) == 2 * 27 + 4 * 9 + 12 * 3 + 2 * 1
+    # The baseline trains all 20 epochs; the 26 others go by the rungs.
+    assert estimated_epochs(config, 27) == 20 + 2 * 26 + 4 * 26 / 3 + 12 * 26 / 9 + 2 * 26 / 27
+    no_baseline = compose_config("scheduler.keep_baseline=false")
+    assert estimated_epochs(no_baseline, 27) == 2 * 27 + 4 * 9 + 12 * 3 + 2 * 1
     assert estimated_epochs(compose_config("scheduler=fifo"), 27) == 27 * 20
 
 

@@ -1,0 +1,62 @@
+"""ASHA keeps the baseline (the config's defaults) to the end, driven over Ray's own Trial objects."""
+
+from schedulers.trial_schedulers import build_asha
+
+DEFAULT_LR = 0.001
+
+
+def _config(keep_baseline: bool) -> dict:
+    return {"optim": {"lr": DEFAULT_LR},
+            "space": {"optim": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.1}}},
+            "train": {"max_epochs": 8, "epochs_per_step": 1},
+            "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2,
+                          "keep_baseline": keep_baseline}}
+
+
+def _trial(trial_id: str, lr: float):
+    """A trial as Ray holds it: its config is the whole experiment config with its own values."""
+    from ray.tune.experiment import Trial
+
+    return Trial("probe", config={**_config(True), "optim": {"lr": lr}}, stub=True, trial_id=trial_id)
+
+
+def _run_sweep(keep_baseline: bool) -> dict[str, int]:
+    """Eight trials in lockstep, each worse than the one before and the baseline (t0) the worst
+    and last at every rung; the epochs each trained."""
+    from ray.tune.schedulers import TrialScheduler
+
+    asha = build_asha(_config(keep_baseline))
+    asha.set_search_properties("val_acc", "max")
+    lrs = [0.002 * (7 - i) for i in range(7)] + [DEFAULT_LR]
+    trials = [_trial(f"t{(i + 1) % 8}", lr) for i, lr in enumerate(lrs)]
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    epochs = {trial.trial_id: 0 for trial in trials}
+    running = list(trials)
+    for epoch in range(1, 9):
+        for trial in list(running):
+            epochs[trial.trial_id] = epoch
+            accuracy = 0.5 + trial.config["optim"]["lr"] + 0.001 * epoch
+            decision = asha.on_trial_result(None, trial, {"training_iteration": epoch,
+                                                          "val_acc": accuracy})
+            if decision == TrialScheduler.STOP or epoch == 8:
+                running.remove(trial)
+    return epochs
+
+
+def test_asha_stops_the_worst_trials_but_keeps_the_baseline_to_the_end():
+    kept, stock = _run_sweep(keep_baseline=True), _run_sweep(keep_baseline=False)
+    assert stock["t0"] == 1, "stock ASHA stops the worst trial, the baseline, at the first rung"
+    assert kept["t0"] == 8
+    others = {trial_id: epochs for trial_id, epochs in kept.items() if trial_id != "t0"}
+    # Each arrives below the rung's cut so far: only the first and best goes on.
+    assert sorted(others.values()) == [1, 1, 1, 1, 1, 1, 8], "the others still go by the rungs"
+    assert others == {trial_id: stock[trial_id] for trial_id in others}
+
+
+def test_the_baseline_is_the_first_trial_at_the_defaults():
+    asha = build_asha(_config(keep_baseline=True))
+    asha.set_search_properties("val_acc", "max")
+    for trial_id, lr in (("a", 0.01), ("b", DEFAULT_LR), ("c", DEFAULT_LR)):
+        asha.on_trial_add(None, _trial(trial_id, lr))
+    assert asha.baseline == "b", "the first trial at the defaults, and only it"
