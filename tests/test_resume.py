@@ -92,6 +92,9 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
     summary = _summary(experiment)
     trials = {t["trial_id"]: t for t in summary["trials"]}
     assert len(summary["trials"]) == 10 and len(trials) == 10, "exactly the requested trials, once each"
+    # A kill between Ray deleting a checkpoint (num_to_keep) and snapshotting its successor used
+    # to fail the trial on resume: none may fail.
+    assert {t["status"] for t in summary["trials"]} <= {"finished", "stopped early"}, summary["trials"]
     configs = [json.dumps(t["tuned"], sort_keys=True) for t in summary["trials"]]
     assert len(set(configs)) == 10, "hyperopt continued from its state instead of re-suggesting"
     rerun = _ended_trials(done.stdout)

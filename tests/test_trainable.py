@@ -2,6 +2,7 @@
 
 import ast
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -164,3 +165,40 @@ def test_a_trial_restored_from_its_end_reports_the_end_again_and_trains_nothing(
     assert again["done"] is True and again["epoch"] == 2
     assert (again["val_acc"], again["train_loss"]) == (last["val_acc"], last["train_loss"])
     assert all(torch.equal(a, b) for a, b in zip(weights, restored.model.parameters(), strict=True))
+
+
+def test_a_restore_whose_checkpoint_was_deleted_goes_on_from_the_newest_one_kept(
+        trainable_class, config, tmp_path):
+    # The race a SIGKILL of the driver can hit: Ray deleted the checkpoint the snapshot names
+    # (num_to_keep) after registering newer ones, and the snapshot never learnt of them.
+    original = _make(trainable_class, config, tmp_path)
+    original.train()
+    named = original.save(str(tmp_path / "trial" / "checkpoint_000000"))
+    original.train()
+    original.save(str(tmp_path / "trial" / "checkpoint_000001"))
+    original.train()
+    newest = original.save(str(tmp_path / "trial" / "checkpoint_000002"))
+    (Path(newest.checkpoint.path) / CHECKPOINT_FILE).write_bytes(b"half-written")
+    shutil.rmtree(named.checkpoint.path)
+
+    restored = _make(trainable_class, config, tmp_path)
+    restored.restore(named)
+    after_original, after_restored = original.train(), restored.train()
+    # checkpoint_000002 cannot be read: it went on from checkpoint_000001 (2 epochs), so its next
+    # report is the third, as Ray counts it and as the trial trains it.
+    assert (after_restored["epoch"], after_restored["training_iteration"]) == (3, 3)
+    original_third = _make(trainable_class, config, tmp_path)
+    for _ in range(3):
+        third = original_third.train()
+    assert (after_restored["train_loss"], after_restored["val_acc"]) == (third["train_loss"],
+                                                                         third["val_acc"])
+    assert after_original["epoch"] == 4
+
+
+def test_a_restore_with_no_checkpoint_left_fails_as_ray_does(trainable_class, config, tmp_path):
+    original = _make(trainable_class, config, tmp_path)
+    original.train()
+    named = original.save(str(tmp_path / "trial" / "checkpoint_000000"))
+    shutil.rmtree(named.checkpoint.path)
+    with pytest.raises(ValueError, match="does not exist on storage anymore"):
+        _make(trainable_class, config, tmp_path).restore(named)

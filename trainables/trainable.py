@@ -27,6 +27,7 @@ from trainables.data import SplitData
 from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import lr_factor
 from trainables.optim import build_optimizer
+from trainables.recovery import newest_replacement
 from trainables.targets import build
 from trainables.tensorboard import NoBoard, TrialBoard
 
@@ -45,6 +46,19 @@ def trial_seed(config: dict) -> int:
                "optim": config["optim"], "train": train}
     key = json.dumps(shaping, sort_keys=True, default=str)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def _saved_progress(checkpoint_dir: str) -> dict | None:
+    """The iteration and training time a checkpoint of this trainable was saved at; None when it
+    cannot be read (half-written, or saved before these were recorded)."""
+    try:
+        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True,
+                           map_location="cpu")
+    except Exception:  # a half-written file fails in whatever way torch's reader meets it
+        return None
+    if "iteration" not in state:
+        return None
+    return {"iteration": state["iteration"], "time_total": state.get("time_total", 0.0)}
 
 
 def worst_value(mode: str) -> float:
@@ -310,6 +324,10 @@ class TorchTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         state = {
+            # Ray's own progress, so that a restore can pick this checkpoint up without the
+            # driver's record of it (recovery.py).
+            "iteration": self.iteration,
+            "time_total": self._time_total,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
@@ -324,6 +342,26 @@ class TorchTrainable(tune.Trainable):
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
+
+    def restore(self, checkpoint_path: Any) -> None:
+        """Ray's restore, from the newest checkpoint kept after the one named when that is gone
+        (the driver died between Ray deleting it and saving the snapshot: recovery.py)."""
+        from ray.train._internal.checkpoint_manager import _TrainingResult
+        from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION
+
+        named = getattr(checkpoint_path, "checkpoint", None)
+        if named is not None and named.filesystem.type_name == "local" \
+                and not os.path.exists(named.path):
+            found = newest_replacement(named.path, _saved_progress)
+            if found is not None:
+                folder, progress = found
+                print(f"trial {self.trial_id}: checkpoint {named.path} is gone; going on from "
+                      f"{folder} (iteration {progress['iteration']})", flush=True)
+                checkpoint_path = _TrainingResult(
+                    checkpoint=tune.Checkpoint.from_directory(folder),
+                    metrics={TRAINING_ITERATION: progress["iteration"],
+                             TIME_TOTAL_S: progress["time_total"]})
+        super().restore(checkpoint_path)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
