@@ -8,11 +8,12 @@
 
 import os
 import sys
+import tempfile
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
@@ -39,6 +40,19 @@ def _group_choices() -> dict[str, str]:
     choices = HydraConfig.get().runtime.choices
     return {group: str(option) for group, option in choices.items() if not group.startswith("hydra")}
 
+
+def _launch_log_root(storage_path: str, name: str) -> str:
+    """Where Hydra keeps its launch records (`hydra/` in conf/config.yaml): the experiment folder.
+
+    Hydra makes that folder before hypersweep checks the config; a URI storage_path, which the
+    check refuses, would otherwise leave a local folder named 's3:' behind.
+    """
+    if "://" in storage_path:
+        return os.path.join(tempfile.gettempdir(), "hypersweep-refused-uri", name)
+    return os.path.join(storage_path, name)
+
+
+OmegaConf.register_new_resolver("launch_log_root", _launch_log_root, replace=True)
 
 # An absolute path, so the installed `hypersweep` console script finds conf/ from any directory.
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")

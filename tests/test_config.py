@@ -174,6 +174,13 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_uri_storage_path_is_refused_and_leaves_no_folder_behind(tmp_path: Path):
+    done = run_launch("experiment=smoke", "storage_path=s3://bucket/runs", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: storage_path: s3://bucket/runs is a URI")
+    assert not any(tmp_path.iterdir()), "Hydra's launch records went to a folder named 's3:'"
+
+
 def test_estimated_epochs_follow_the_asha_rungs(compose_config):
     from schedulers.trial_schedulers import estimated_epochs, expected_trials_per_rung
 
