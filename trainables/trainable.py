@@ -344,7 +344,7 @@ class TorchTrainable(tune.Trainable):
         os.replace(path + ".tmp", path)
 
     def restore(self, checkpoint_path: Any) -> None:
-        """Ray's restore, from the newest checkpoint kept after the one named when that is gone
+        """Ray's restore, from the furthest checkpoint kept after the named one when that is gone
         (the driver died between Ray deleting it and saving the snapshot: recovery.py)."""
         from ray.train._internal.checkpoint_manager import _TrainingResult
         from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION
