@@ -60,6 +60,8 @@ def test_the_summary_has_every_trial_the_baseline_and_a_best_inside_the_space(sm
                 "model.hidden_layers": 2, "model.hidden_units": 128, "model.dropout": 0.2,
                 "model.activation": "relu"}
     assert summary["baseline"]["tuned"] == defaults
+    assert (summary["baseline"]["status"], summary["baseline"]["epochs"]) == ("finished", 4), \
+        "ASHA keeps the baseline to the end"
     best = summary["best"]
     assert best["metric"] == max(t["metric"] for t in trials)
     assert best["metric"] >= summary["baseline"]["metric"]
