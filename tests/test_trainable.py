@@ -167,7 +167,7 @@ def test_a_trial_restored_from_its_end_reports_the_end_again_and_trains_nothing(
     assert all(torch.equal(a, b) for a, b in zip(weights, restored.model.parameters(), strict=True))
 
 
-def test_a_restore_whose_checkpoint_was_deleted_goes_on_from_the_newest_one_kept(
+def test_a_restore_whose_checkpoint_was_deleted_goes_on_from_the_furthest_one_kept(
         trainable_class, config, tmp_path):
     # The race a SIGKILL of the driver can hit: Ray deleted the checkpoint the snapshot names
     # (num_to_keep) after registering newer ones, and the snapshot never learnt of them.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)$")
 
 
-def newest_replacement(missing: str, read_progress: Callable[[str], dict | None]
+def furthest_replacement(missing: str, read_progress: Callable[[str], dict | None]
                        ) -> tuple[str, dict] | None:
     """The checkpoint folder made after `missing` (a `checkpoint_<n>` path that is gone) that
     holds the furthest progress, with that progress; None when there is none it can read.

@@ -27,7 +27,7 @@ from trainables.data import SplitData
 from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import lr_factor
 from trainables.optim import build_optimizer
-from trainables.recovery import newest_replacement
+from trainables.recovery import furthest_replacement
 from trainables.targets import build
 from trainables.tensorboard import NoBoard, TrialBoard
 
@@ -352,7 +352,7 @@ class TorchTrainable(tune.Trainable):
         named = getattr(checkpoint_path, "checkpoint", None)
         if named is not None and named.filesystem.type_name == "local" \
                 and not os.path.exists(named.path):
-            found = newest_replacement(named.path, _saved_progress)
+            found = furthest_replacement(named.path, _saved_progress)
             if found is not None:
                 folder, progress = found
                 print(f"trial {self.trial_id}: checkpoint {named.path} is gone; going on from "
