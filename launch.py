@@ -17,12 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
+from hypersweep.paths import is_uri
 from hypersweep.sweep import sweep
 
 
 def _place_experiment(config: dict) -> None:
     """Make storage_path absolute; in a Hydra multirun, give each job its own experiment."""
-    if "://" not in config["storage_path"]:  # a URI is refused by validate(), never turned into a path
+    if not is_uri(config["storage_path"]):  # a URI is refused by validate(), never turned into a path
         config["storage_path"] = os.path.abspath(config["storage_path"])
     hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
     if hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN:
@@ -47,7 +48,7 @@ def _launch_log_root(storage_path: str, name: str) -> str:
     Hydra makes that folder before hypersweep checks the config; a URI storage_path, which the
     check refuses, would otherwise leave a local folder named 's3:' behind.
     """
-    if "://" in storage_path:
+    if is_uri(storage_path):
         return os.path.join(tempfile.gettempdir(), "hypersweep-refused-uri", name)
     return os.path.join(storage_path, name)
 

@@ -9,6 +9,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from hypersweep.dotted import get_path, has_path
 from hypersweep.errors import ConfigError
+from hypersweep.paths import is_uri
 from schedulers.searchers import check_search
 from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
@@ -127,7 +128,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
         value = get_path(config, path, None)
         if not ok(value):
             raise ConfigError(f"{path}: needs {need}, got {value!r}")
-    if "://" in str(config["storage_path"]):
+    if is_uri(config["storage_path"]):
         raise ConfigError(f"storage_path: {config['storage_path']} is a URI, and hypersweep writes "
                           f"its own files (summaries, reports, TensorBoard) with local file APIs; "
                           f"mount the bucket on every node (gcsfuse, s3fs, NFS) and give that path")
