@@ -42,15 +42,19 @@ class LocalCluster:
         self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
         self.nodes: list[subprocess.Popen] = []
         resources = [f"--num-cpus={cpus}", f"--num-gpus={gpus}", "--node-ip-address=127.0.0.1"]
+        # Each node's dashboard agent on a port of its own: Ray's fixed default (52365) is shared
+        # by every node on this machine, and by any other Ray left here.
+        agent_port = ["--dashboard-agent-listen-port", str(free_port())]
         head = [RAY, "start", "--head", "--block", f"--port={self.port}", f"--temp-dir={self.root}/t",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
                 f"--include-dashboard={str(dashboard).lower()}", f"--ray-client-server-port={client_port}",
-                *resources]
+                *resources, *agent_port]
         try:
             self._start(head)
             self._wait_for_nodes(1)
             for _ in range(workers):
-                self._start([RAY, "start", "--block", f"--address={self.address}", *resources])
+                self._start([RAY, "start", "--block", f"--address={self.address}", *resources,
+                             "--dashboard-agent-listen-port", str(free_port())])
             self._wait_for_nodes(1 + workers)
         except BaseException:
             self.stop()

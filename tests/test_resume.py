@@ -40,18 +40,25 @@ def _session_pids(driver_pid: int) -> list[int]:
 
 
 def _stop_session(driver_pid: int, timeout: float = 30) -> None:
-    """After a driver was killed, end what is left of the Ray session it started."""
+    """After a driver was killed, end what is left of the Ray session it started: its processes
+    by session name, then whatever is left in the driver's process group (Ray's agents rename
+    themselves, and one left holding its fixed port breaks the next cluster's job agent)."""
     deadline = time.monotonic() + timeout
     while _session_pids(driver_pid) and time.monotonic() < deadline:
         time.sleep(1)
     for pid in _session_pids(driver_pid):
         os.kill(pid, signal.SIGKILL)
+    try:
+        os.killpg(driver_pid, signal.SIGKILL)  # _start made the driver lead its own group
+    except ProcessLookupError:
+        pass
 
 
 def _start(cwd: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def _read_until_progress(process: subprocess.Popen, lines_wanted: int) -> list[str]:
