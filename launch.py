@@ -8,7 +8,6 @@
 
 import os
 import sys
-import tempfile
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,17 +16,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
-from hypersweep.paths import is_uri
+from hypersweep.paths import is_uri, join, local_copy, uri_credentials
 from hypersweep.sweep import sweep
 
 
 def _place_experiment(config: dict) -> None:
     """Make storage_path absolute; in a Hydra multirun, give each job its own experiment."""
-    if not is_uri(config["storage_path"]):  # a URI is refused by validate(), never turned into a path
+    if not is_uri(config["storage_path"]):
         config["storage_path"] = os.path.abspath(config["storage_path"])
     hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
     if hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN:
-        config["storage_path"] = os.path.join(config["storage_path"], config["name"])
+        config["storage_path"] = join(config["storage_path"], config["name"])
         config["name"] = hydra_config.job.override_dirname or str(hydra_config.job.num)
 
 
@@ -43,17 +42,20 @@ def _group_choices() -> dict[str, str]:
 
 
 def _launch_log_root(storage_path: str, name: str) -> str:
-    """Where Hydra keeps its launch records (`hydra/` in conf/config.yaml): the experiment folder.
+    """Where Hydra keeps its launch records (`hydra/` in conf/config.yaml): the experiment folder,
+    or for a URI its local copy, whence they are uploaded (a local folder named 's3:' otherwise)."""
+    location = join(storage_path, name)
+    return local_copy(location) if is_uri(location) else location
 
-    Hydra makes that folder before hypersweep checks the config; a URI storage_path, which the
-    check refuses, would otherwise leave a local folder named 's3:' behind.
-    """
-    if is_uri(storage_path):
-        return os.path.join(tempfile.gettempdir(), "hypersweep-refused-uri", name)
-    return os.path.join(storage_path, name)
+
+def _launch_records(storage_path: str) -> str | None:
+    """Hydra's folder for the composed config and overrides of a launch (`hydra.output_subdir`);
+    none for a storage URI that carries credentials, which validate() then refuses."""
+    return None if uri_credentials(storage_path) else ".hydra"
 
 
 OmegaConf.register_new_resolver("launch_log_root", _launch_log_root, replace=True)
+OmegaConf.register_new_resolver("launch_records", _launch_records, replace=True)
 
 # An absolute path, so the installed `hypersweep` console script finds conf/ from any directory.
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")

@@ -3,13 +3,14 @@
 import importlib.util
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from hypersweep.dotted import get_path, has_path
 from hypersweep.errors import ConfigError
-from hypersweep.paths import is_uri
+from hypersweep.paths import is_uri, uri_credentials
 from schedulers.searchers import check_search
 from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
@@ -117,6 +118,20 @@ def _import(key: str, config: dict) -> Any:
                           f"class or function on the Python path") from None
 
 
+def _check_uri(uri: str) -> None:
+    """Refuse a storage URI without a bucket, or with credentials in it."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc:
+        raise ConfigError(f"storage_path: {uri!r} names no bucket; write it as "
+                          f"s3://BUCKET/PATH (or gs://, ...)")
+    secrets = uri_credentials(uri)
+    if secrets:
+        raise ConfigError(f"storage_path: the URI carries credentials ({', '.join(secrets)}), which "
+                          f"would be saved with the experiment; remove them and give them the "
+                          f"cloud's way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, "
+                          f"GOOGLE_APPLICATION_CREDENTIALS)")
+
+
 def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     """Check the whole config and return the search space's dimensions.
 
@@ -129,9 +144,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
         if not ok(value):
             raise ConfigError(f"{path}: needs {need}, got {value!r}")
     if is_uri(config["storage_path"]):
-        raise ConfigError(f"storage_path: {config['storage_path']} is a URI, and hypersweep writes "
-                          f"its own files (summaries, reports, TensorBoard) with local file APIs; "
-                          f"mount the bucket on every node (gcsfuse, s3fs, NFS) and give that path")
+        _check_uri(config["storage_path"])
     if config["train"]["epochs_per_step"] > config["train"]["max_epochs"]:
         raise ConfigError(f"train.epochs_per_step: {config['train']['epochs_per_step']} is more "
                           f"than train.max_epochs ({config['train']['max_epochs']}); lower it")

@@ -15,3 +15,7 @@ class ClusterError(HypersweepError, RuntimeError):
 
 class ExperimentError(HypersweepError, RuntimeError):
     """The experiment directory holds something that a run must not touch or cannot resume."""
+
+
+class StorageError(HypersweepError, OSError):
+    """The experiment's storage (a URI's bucket) could not be read or written."""

@@ -6,8 +6,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hypersweep import storage
 from hypersweep.cluster import alive_nodes
-from hypersweep.paths import experiment_dir
+from hypersweep.paths import experiment_dir, experiment_location, is_uri
 from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
 from hypersweep.resume import record_start
@@ -111,10 +112,10 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         tune.with_parameters(import_target(config["trainable"]), data=data),
         {name.lower(): amount for name, amount in request.items()},
     )
-    path = experiment_dir(config)
+    path, location = experiment_dir(config), experiment_location(config)
     if resume:
         failed = config["resume_failed"]
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+        tuner = tune.Tuner.restore(location, trainable=trainable, resume_unfinished=True,
                                    resume_errored=failed == "retry",
                                    restart_errored=failed == "restart")
     else:
@@ -145,6 +146,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         )
     with _standing_in(path), _without_result_tables():
         tuner.fit()
+    if is_uri(location):
+        storage.pull(location)  # what Ray uploaded last: its snapshot and the trials' results
     # Records come from the experiment's own snapshot: statuses as they were when the run ended
     # (Ray marks trials it stopped on an interrupt as terminated), and every trial's own config
     # even when it failed before reporting.

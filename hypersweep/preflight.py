@@ -4,6 +4,7 @@ import os
 
 from hypersweep.cluster import alive_nodes
 from hypersweep.errors import ClusterError
+from hypersweep.paths import is_uri
 
 # Filesystems every node of a cluster can share.
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "beegfs",
@@ -74,7 +75,8 @@ def check_cluster(config: dict) -> None:
     nodes = alive_nodes()
     check_resources(trial_request(config["resources"]), nodes)
     storage = config["storage_path"]
-    check_storage(storage, nodes, ray.util.get_node_ip_address(), filesystem_type(storage))
+    if not is_uri(storage):  # a bucket is reached alike from every node
+        check_storage(storage, nodes, ray.util.get_node_ip_address(), filesystem_type(storage))
 
 
 def concurrent_trials(request: dict[str, float], nodes: list[dict], max_concurrent: int) -> int:

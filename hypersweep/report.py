@@ -17,8 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from hypersweep import storage
 from hypersweep.dotted import set_path
 from hypersweep.errors import ExperimentError, HypersweepError
+from hypersweep.paths import is_uri, join
 from hypersweep.records import RANKED, TrialRecord, baseline_record, best_record, load_records
 from hypersweep.resume import GROUPS_FILE, SWEEP_FILE, write_json
 from hypersweep.sensitivity import importance
@@ -253,6 +255,10 @@ def _tensorboard(experiment: str, report: dict, image: str | None) -> None:
     writer.close()
 
 
+# What write_report writes into the experiment.
+REPORT_FILES = ["report.json", "report.md", "report", "tensorboard/report"]
+
+
 def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[dict, str]:
     """Build the report and write every file; returns it and the console text."""
     from hypersweep import plots
@@ -291,19 +297,27 @@ def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[di
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`hypersweep report EXPERIMENT_DIR [--conf-dir DIR]`."""
+    """`hypersweep report EXPERIMENT [--conf-dir DIR]`; EXPERIMENT is a directory or a URI."""
     parser = argparse.ArgumentParser(prog="hypersweep report", description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", help="the experiment directory, e.g. runs/digits_mlp")
+    parser.add_argument("experiment", help="the experiment: a directory such as runs/digits_mlp, "
+                                           "or a URI such as s3://bucket/runs/digits_mlp")
     parser.add_argument("--conf-dir", type=Path, default=CONF_EXPERIMENTS,
                         help="where to write <name>_best.yaml (default: conf/experiment)")
     args = parser.parse_args(argv)
+    location = args.experiment
     try:
-        _, text = write_report(args.experiment, args.conf_dir)
+        # An experiment on a URI is reported from its local copy, and the report uploaded.
+        experiment = storage.pull(location) if is_uri(location) else location
+        _, text = write_report(experiment, args.conf_dir)
+        if is_uri(location):
+            storage.push(location, REPORT_FILES)
     except HypersweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(text)
-    print(f"report: {os.path.join(os.path.abspath(args.experiment), 'report.md')}")
+    where = join(location, "report.md") if is_uri(location) else os.path.join(
+        os.path.abspath(location), "report.md")
+    print(f"report: {where}")
     return 0
 
 

@@ -1,8 +1,9 @@
-"""Each trial's reports, appended to `trial_<id>/result.json` in the experiment directory.
+"""Each trial's reports, appended to `trial_<id>/result.json` in the experiment.
 
 Ray's JsonLoggerCallback writes to a staging copy and, whenever a trial restarts from a
 checkpoint (a pause, a PBT exploit, a retry), copies the experiment's older file back over it:
-the reports since the last sync are lost. This log appends straight to the experiment's file.
+the reports since the last sync are lost. This log appends straight to the experiment's file
+(for a URI, to the copy Ray uploads with each snapshot: storage.live_file).
 
 A trial that goes on from its last checkpoint (after the driver was killed, or after it raised)
 repeats the reports it made after that checkpoint; their state was lost with the process. The
@@ -17,6 +18,8 @@ import os
 from typing import Any
 
 from ray.tune import Callback
+
+from hypersweep.storage import live_file, publish
 
 RESULT_FILE = "result.json"
 REPLACED_FILE = "replaced.json"
@@ -38,16 +41,24 @@ class ResultLog(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        os.makedirs(trial.path, exist_ok=True)
-        path = os.path.join(trial.path, RESULT_FILE)
+        folder = trial.storage.trial_dir_name
+        path = live_file(trial.storage, f"{folder}/{RESULT_FILE}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         if trial.trial_id not in self.continuing:
             self.continuing.add(trial.trial_id)
-            if not _follow_on(path, result):
+            if not _follow_on(path, live_file(trial.storage, f"{folder}/{REPLACED_FILE}"), result):
                 _drop_config(result)
                 return  # it ended just before the driver died; the end is already recorded
         with open(path, "a") as handle:
             handle.write(json.dumps(result, default=str) + "\n")
         _drop_config(result)
+
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        # Ray calls this before it counts the checkpoint (and deletes older ones): on a bucket,
+        # the results up to it go up first, so a restore from it never skips a report.
+        publish(trial.storage, f"{trial.storage.trial_dir_name}/{RESULT_FILE}")
 
 
 def _drop_config(result: dict) -> None:
@@ -56,12 +67,12 @@ def _drop_config(result: dict) -> None:
     result.pop("config", None)
 
 
-def _follow_on(path: str, result: dict) -> bool:
+def _follow_on(path: str, replaced: str, result: dict) -> bool:
     """Make the file ready for a trial's first report after a restart; False when that report
     is the trial's end again (already the file's last row) and must not be written.
 
     The trailing rows at or after the report's iteration are made again by it: they move to
-    replaced.json.
+    `replaced` (replaced.json).
     """
     if not os.path.exists(path):
         return True
@@ -75,7 +86,7 @@ def _follow_on(path: str, result: dict) -> bool:
     while kept and json.loads(kept[-1]).get("training_iteration", 0) >= iteration:
         kept.pop()
     if len(kept) < len(rows):
-        with open(os.path.join(os.path.dirname(path), REPLACED_FILE), "a") as handle:
+        with open(replaced, "a") as handle:
             handle.writelines(row + "\n" for row in rows[len(kept):])
         with open(path + ".tmp", "w") as handle:
             handle.writelines(row + "\n" for row in kept)

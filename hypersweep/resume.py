@@ -3,6 +3,7 @@
 An experiment directory holds `sweep.json` (the plain config it started with) and
 `versions.json` (the versions it ran under). A launch whose config matches resumes it; anything
 else is refused unless the user asks (`resume=overwrite` moves the old files aside, never deletes).
+An experiment on a URI is read from its local copy, downloaded first (hypersweep/storage.py).
 """
 
 import json
@@ -11,9 +12,9 @@ import platform
 import shlex
 import time
 
-from hypersweep import __version__
+from hypersweep import __version__, storage
 from hypersweep.errors import ExperimentError
-from hypersweep.paths import experiment_dir
+from hypersweep.paths import experiment_dir, experiment_location, is_uri, join
 
 SWEEP_FILE = "sweep.json"
 VERSIONS_FILE = "versions.json"
@@ -49,6 +50,8 @@ def record_start(config: dict, groups: dict[str, str]) -> None:
     write_json(os.path.join(path, SWEEP_FILE), config)
     write_json(os.path.join(path, GROUPS_FILE), groups)
     write_json(os.path.join(path, VERSIONS_FILE), current_versions())
+    if is_uri(config["storage_path"]):
+        storage.push(experiment_location(config), [SWEEP_FILE, GROUPS_FILE, VERSIONS_FILE])
 
 
 def _comparable(config: dict) -> dict:
@@ -67,9 +70,17 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
     return None
 
 
-def _move_aside(path: str) -> str:
-    """Move a sweep's files into <path>/replaced-<time>/, keeping Hydra's launch records."""
-    aside = os.path.join(path, time.strftime("replaced-%Y-%m-%d_%H-%M-%S"))
+def _move_aside(config: dict) -> str:
+    """Move a sweep's files into replaced-<time>/ in its experiment, keeping Hydra's launch
+    records; returns where they went."""
+    name = time.strftime("replaced-%Y-%m-%d_%H-%M-%S")
+    location = experiment_location(config)
+    if is_uri(location):
+        storage.move_aside(location, name)
+        storage.pull(location)
+        return join(location, name)
+    path = experiment_dir(config)
+    aside = os.path.join(path, name)
     os.makedirs(aside)
     for entry in os.listdir(path):
         if entry != "hydra" and not entry.startswith("replaced-"):
@@ -87,10 +98,10 @@ def _check_versions(path: str, config: dict) -> None:
     for package in ("ray", "python"):
         if _minor(saved[package]) != _minor(now[package]):
             raise ExperimentError(
-                f"resume: {path} was started under {package} {saved[package]} and this is "
-                f"{now[package]}; Ray's saved state does not load across {package} versions. "
-                f"Resume with {package} {_minor(saved[package])}, or force it with "
-                f"allow_version_change=true")
+                f"resume: {experiment_location(config)} was started under {package} "
+                f"{saved[package]} and this is {now[package]}; Ray's saved state does not load "
+                f"across {package} versions. Resume with {package} {_minor(saved[package])}, or force it "
+                f"with allow_version_change=true")
 
 
 def should_resume(config: dict) -> bool:
@@ -101,23 +112,24 @@ def should_resume(config: dict) -> bool:
     from ray.tune import Tuner
 
     mode = config["resume"]
-    path = experiment_dir(config)
+    location = experiment_location(config)
+    path = storage.pull(location) if is_uri(location) else experiment_dir(config)
     saved = os.path.join(path, SWEEP_FILE)
     if not os.path.exists(saved):
         return False
     if mode == "overwrite":
-        print(f"resume=overwrite: moved the previous sweep to {_move_aside(path)}", flush=True)
+        print(f"resume=overwrite: moved the previous sweep to {_move_aside(config)}", flush=True)
         return False
     if mode == "never":
-        raise ExperimentError(f"name: {path} already holds a sweep and resume=never; choose a new "
+        raise ExperimentError(f"name: {location} already holds a sweep and resume=never; choose a new "
                               f"name=..., or resume=overwrite to move it aside")
     with open(saved) as handle:
         difference = _first_difference(_comparable(json.load(handle)), _comparable(config))
     if difference:
-        raise ExperimentError(f"name: {path} holds a sweep with other settings ({difference}); "
+        raise ExperimentError(f"name: {location} holds a sweep with other settings ({difference}); "
                               f"choose a new name=..., or resume=overwrite to move it aside")
-    if not Tuner.can_restore(path):
-        raise ExperimentError(f"name: {path} has {SWEEP_FILE} but no Ray Tune state to resume; "
+    if not Tuner.can_restore(location):
+        raise ExperimentError(f"name: {location} has {SWEEP_FILE} but no Ray Tune state to resume; "
                               f"resume=overwrite moves it aside and starts again")
     _check_versions(path, config)
     return True

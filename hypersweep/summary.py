@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from hypersweep.paths import experiment_dir
+from hypersweep.paths import experiment_dir, experiment_location, is_uri, join
 from hypersweep.records import TrialRecord
 from schedulers.pbt import read_lineage, schedule_of
 from schedulers.space import Dimension, discrete_combinations
@@ -33,7 +33,7 @@ def plan_text(config: dict, dims: list[Dimension]) -> str:
     if config["search"]["name"] == "grid":
         trials = f"{discrete_combinations(dims) * config['num_samples']:,} (the grid x num_samples)"
     lines = [
-        f"hypersweep: experiment {config['name']} in {experiment_dir(config)}",
+        f"hypersweep: experiment {config['name']} in {experiment_location(config)}",
         f"  trials:    {trials}; the first runs the config's own defaults (the baseline)",
         f"  metric:    {config['metric']} ({config['mode']}), up to "
         f"{config['train']['max_epochs']} epochs a trial",
@@ -89,8 +89,12 @@ def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | N
     for record in records:
         if record.status == "failed":
             lines.append(f"  failed {record.trial_id}: {record.error} (see {record.path}/error.txt)")
-    path = experiment_dir(config)
-    lines += [f"experiment: {path}", f"tensorboard --logdir {path}/tensorboard"]
+    path = experiment_location(config)
+    lines.append(f"experiment: {path}")
+    if is_uri(path):  # TensorBoard reads local folders: copy the runs down first
+        lines.append(f"tensorboard runs: {join(path, 'tensorboard')}")
+    else:
+        lines.append(f"tensorboard --logdir {join(path, 'tensorboard')}")
     return "\n".join(lines)
 
 
@@ -99,7 +103,7 @@ def pbt_text(config: dict, best: TrialRecord | None) -> str:
     events = read_lineage(experiment_dir(config))
     exploits = sum(event["event"] == "exploit" for event in events)
     lines = [f"pbt: {exploits} exploits (who copied whom: hypersweep report "
-             f"{experiment_dir(config)})"]
+             f"{experiment_location(config)})"]
     if best is not None:
         schedule = "; ".join(f"epoch {entry['epoch']}: {tuned_text(entry['values'])}"
                              for entry in schedule_of(best.trial_id, events))

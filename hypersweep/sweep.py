@@ -78,7 +78,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
     from hypersweep import experiment
     from hypersweep.cluster import connect
-    from hypersweep.paths import experiment_dir
+    from hypersweep.paths import experiment_dir, experiment_location, is_uri
     from hypersweep.preflight import check_cluster
     from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
@@ -90,7 +90,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
         return _dry_run(config, dims)
     resume = should_resume(config)
     if resume:
-        print(f"resuming the sweep in {config['storage_path']}/{config['name']}", flush=True)
+        print(f"resuming the sweep in {experiment_location(config)}", flush=True)
     prepared = _start_preparing(config)
     with connect(config["cluster"]) as ray_logs:
         data = prepared()
@@ -101,7 +101,11 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     records = outcome.records
     best = best_record(records, config["mode"])
     baseline = baseline_record(records, config)
-    save_summary(config, experiment_dir(config), records, best, baseline)
+    summary = save_summary(config, experiment_dir(config), records, best, baseline)
+    if is_uri(config["storage_path"]):
+        from hypersweep import storage
+
+        storage.push(experiment_location(config), [os.path.basename(summary), "hydra"])
     print(outcome_text(config, records, best, baseline), flush=True)
     if config["scheduler"]["name"] == "pbt":
         print(pbt_text(config, best), flush=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from hypersweep.dotted import get_path, nested, set_path
 from hypersweep.errors import ConfigError
+from hypersweep.storage import live_file
 from schedulers.space import Dimension, tuned_values
 
 LINEAGE_FILE = "pbt_lineage.jsonl"
@@ -113,13 +114,16 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
         (tune_controller, trial, trial_to_clone); tests/test_pbt.py checks it on the installed Ray.
         """
 
-        def __init__(self, mutable: list[str], lineage: str, defaults: dict | None, **kwargs: Any):
+        def __init__(self, mutable: list[str], defaults: dict | None, **kwargs: Any):
             super().__init__(**kwargs)
-            self.mutable, self.lineage, self.defaults = mutable, lineage, defaults
+            self.mutable, self.defaults = mutable, defaults
+            self.lineage = ""  # the file, from the run's storage when the first trial comes
             self.control: str | None = None
 
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             super().on_trial_add(tune_controller, trial)
+            if not self.lineage:
+                self.lineage = live_file(trial.storage, LINEAGE_FILE)
             tuned = tuned_values(trial.config)
             if self.control is None and tuned == self.defaults:
                 self.control = trial.trial_id
@@ -171,7 +175,6 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
     return LineagePBT(
         mutable=mutable,
         defaults=defaults,
-        lineage=os.path.join(config["storage_path"], config["name"], LINEAGE_FILE),
         time_attr="training_iteration",
         perturbation_interval=settings["perturbation_interval"],
         burn_in_period=settings["burn_in"],

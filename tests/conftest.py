@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from hypersweep.config import to_plain
+from tests.s3_bucket import CREDENTIALS, s3_bucket
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -34,3 +35,14 @@ def run_launch(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    """A storage_path URI in a fresh bucket of a local S3 server; the credentials are in the
+    environment meanwhile (subprocesses get them too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        with s3_bucket() as uri:
+            yield uri

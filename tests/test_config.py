@@ -123,8 +123,11 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
          "scheduler.quantile_fraction: needs a number from 0 to 0.5, got 0.7"),
         (["experiment=digits_mlp_pbt", "num_samples=1"],
          "num_samples: PBT needs a population of at least 2 trials, got 1"),
-        (["storage_path=s3://bucket/runs"],
-         "storage_path: s3://bucket/runs is a URI, and hypersweep writes its own files"),
+        (["storage_path='s3://bucket/runs?region=eu-west-1&secret_key=abc'"],
+         "storage_path: the URI carries credentials (secret_key), which would be saved"),
+        (["storage_path='gs://user:pw@bucket/runs'"],
+         "storage_path: the URI carries credentials (a password)"),
+        (["storage_path=s3:///runs"], "storage_path: 's3:///runs' names no bucket"),
         (["pbt_schedule=[{epoch:2,values:{model.hidden_units:64}}]"],
          "pbt_schedule[0].values: model.hidden_units cannot change during training"),
     ],
@@ -174,10 +177,29 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path: Path):
     assert not any(tmp_path.iterdir())
 
 
-def test_a_uri_storage_path_is_refused_and_leaves_no_folder_behind(tmp_path: Path):
-    done = run_launch("experiment=smoke", "storage_path=s3://bucket/runs", cwd=tmp_path)
+def test_credentials_in_a_storage_uri_are_refused_and_written_nowhere(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # where a bucket's local copy goes
+    (tmp_path / "tmp").mkdir()
+    done = run_launch("experiment=smoke", "storage_path='s3://sweeps/runs?secret_key=SEKRET'",
+                      cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.startswith("error: storage_path: s3://bucket/runs is a URI")
+    assert "the URI carries credentials (secret_key)" in done.stderr
+    assert "SEKRET" not in done.stdout + done.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in written if b"SEKRET" in p.read_bytes()], written
+
+
+def test_an_unreachable_bucket_fails_in_one_line_and_leaves_no_folder_behind(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    uri = "s3://bucket/runs?endpoint_override=http://127.0.0.1:9&scheme=http"  # nothing listens
+    done = run_launch("experiment=smoke", f"storage_path='{uri}'", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: storage_path: cannot use s3://bucket/runs/smoke?endpoint_override="), done.stderr
+    assert "check the URI, its endpoint and the credentials" in lines[0]
+    assert "ray logs" not in done.stdout, "Ray was started for a bucket it cannot use"
     assert not any(tmp_path.iterdir()), "Hydra's launch records went to a folder named 's3:'"
 
 

@@ -179,12 +179,13 @@ def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_en
     # A resumed sweep gets a fresh scheduler and trials already part way. Where the driver was
     # killed decides their epochs, so the SIGKILL test above meets these cases only by chance;
     # stock Ray's synchronous PBT stops running trials in all of them (the resumed sweep hangs).
+    from ray.train._internal.storage import StorageContext
     from ray.tune.experiment import Trial
 
     from schedulers.pbt import build_pbt
 
     random.seed(0)  # PBT's own choices of donor and explore step
-    config = {"optim": {"lr": 0.01}, "storage_path": str(tmp_path), "name": ".",
+    config = {"optim": {"lr": 0.01},
               "space": {"optim": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.1}}},
               "scheduler": {"mutable": ["optim.lr"], "keep_baseline": False, "synch": True,
                             "perturbation_interval": 1, "burn_in": 0, "quantile_fraction": 0.5,
@@ -192,8 +193,9 @@ def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_en
     pbt = build_pbt(config, parse_space(config))
     pbt.set_search_properties("val_acc", "max")
     pbt._log_config = False  # Ray's policy files need a trial's storage
-    trials = [Trial("probe", config={"optim": {"lr": 0.01 * (i + 1)}}, stub=True, trial_id=f"t{i}")
-              for i in range(len(resumed_at))]
+    experiment = StorageContext(str(tmp_path), "pbt")  # where the lineage goes
+    trials = [Trial("probe", config={"optim": {"lr": 0.01 * (i + 1)}}, stub=True, trial_id=f"t{i}",
+                    storage=experiment) for i in range(len(resumed_at))]
     controller = _Controller(trials)
     epoch = {}
     for trial, at in zip(trials, resumed_at, strict=True):

@@ -4,6 +4,9 @@ Each trial is one TensorBoard run (`<experiment>/tensorboard/<trial_id>`). Its s
 record goes out when the trial starts, so the HParams dashboard lists running trials too; the
 session-end record carries the final status. TensorBoard derives the experiment (hyperparameter
 and metric columns) from the runs.
+
+For an experiment on a URI, the run is written locally and uploaded at each checkpoint and at
+the end (`upload_to`); a trial that goes on elsewhere adds an event file to the same run.
 """
 
 import math
@@ -52,7 +55,9 @@ def session_end(status: str) -> Summary:
 class TrialBoard:
     """The TensorBoard run of one trial."""
 
-    def __init__(self, logdir: str, hparams: dict[str, Any], group: str):
+    def __init__(self, logdir: str, hparams: dict[str, Any], group: str,
+                 upload_to: str | None = None):
+        self.logdir, self.upload_to = logdir, upload_to
         self.writer = SummaryWriter(log_dir=logdir, flush_secs=5)
         self.writer.file_writer.add_summary(session_start(hparams, group))
         self.writer.flush()
@@ -74,10 +79,24 @@ class TrialBoard:
         self.writer.file_writer.add_summary(
             session_end("failure" if outcome in ("diverged", "failed") else "success"))
         self.writer.close()
+        self._upload()
 
     def close_unfinished(self) -> None:
         """Close without an outcome, for a trial that will go on elsewhere."""
         self.writer.close()
+        self._upload()
+
+    def publish(self) -> None:
+        """Make what was written so far reach the experiment (at a checkpoint)."""
+        if self.upload_to:
+            self.writer.flush()
+            self._upload()
+
+    def _upload(self) -> None:
+        if self.upload_to:
+            from hypersweep.storage import upload
+
+            upload(self.logdir, self.upload_to)
 
 
 class NoBoard:
@@ -91,3 +110,6 @@ class NoBoard:
 
     def close_unfinished(self) -> None:
         """Nothing to close."""
+
+    def publish(self) -> None:
+        """Nothing to publish."""

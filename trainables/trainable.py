@@ -10,9 +10,11 @@ divergence, early-stopping patience, TensorBoard. PBT's explore reaches a runnin
 """
 
 import hashlib
+import io
 import json
 import math
 import os
+import posixpath
 from typing import Any
 
 import torch
@@ -20,7 +22,8 @@ import torch.nn.functional as F
 from ray import tune
 
 from hypersweep.dotted import get_path, set_path
-from hypersweep.paths import experiment_dir
+from hypersweep.paths import experiment_location, is_uri, join
+from hypersweep.result_log import RESULT_FILE
 from schedulers.space import tuned_values, with_inactive_defaults
 from trainables.augment import augment
 from trainables.data import SplitData
@@ -48,12 +51,27 @@ def trial_seed(config: dict) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
-def _saved_progress(checkpoint_dir: str) -> dict | None:
-    """The iteration and training time a checkpoint of this trainable was saved at; None when it
-    cannot be read (half-written, or saved before these were recorded)."""
+def _recorded_iteration(storage: Any) -> int | None:
+    """The last iteration the trial's result.json in the experiment records; None if unknown.
+    `storage` is the StorageContext Ray gives the trainable."""
+    if storage is None:
+        return None
     try:
-        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True,
-                           map_location="cpu")
+        with storage.storage_filesystem.open_input_stream(
+                posixpath.join(storage.trial_fs_path, RESULT_FILE)) as stream:
+            rows = stream.read().decode().splitlines()
+        return json.loads(rows[-1])["training_iteration"] if rows else 0
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _saved_progress(fs: Any, checkpoint_dir: str) -> dict | None:
+    """The iteration and training time a checkpoint of this trainable (on the pyarrow filesystem
+    `fs`) was saved at; None when it cannot be read (half-written, or saved before these were
+    recorded)."""
+    try:
+        with fs.open_input_stream(posixpath.join(checkpoint_dir, CHECKPOINT_FILE)) as stream:
+            state = torch.load(io.BytesIO(stream.read()), weights_only=True, map_location="cpu")
     except Exception:  # a half-written file fails in whatever way torch's reader meets it
         return None
     if "iteration" not in state:
@@ -149,8 +167,12 @@ class TorchTrainable(tune.Trainable):
         self.since_best = 0  # reports since the metric last improved (early-stopping patience)
         self.last_train_loss = math.nan
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
-        logdir = os.path.join(experiment_dir(config), "tensorboard", self.trial_id)
-        self.board = (TrialBoard(logdir, tuned_values(config), group=self.trial_id)
+        run = join(experiment_location(config), "tensorboard", self.trial_id)
+        if is_uri(run):  # written here, in the trial's working directory, and uploaded
+            logdir, upload_to = os.path.join(self.logdir, "tensorboard", self.trial_id), run
+        else:
+            logdir, upload_to = run, None
+        self.board = (TrialBoard(logdir, tuned_values(config), group=self.trial_id, upload_to=upload_to)
                       if config.get("tensorboard", True) else NoBoard())
         try:
             self._build(config)
@@ -342,23 +364,28 @@ class TorchTrainable(tune.Trainable):
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
+        if self.board is not None:
+            self.board.publish()
 
     def restore(self, checkpoint_path: Any) -> None:
         """Ray's restore, from the furthest checkpoint kept after the named one when that is gone
-        (the driver died between Ray deleting it and saving the snapshot: recovery.py)."""
+        (the driver died between Ray deleting it and saving the snapshot: recovery.py), as far
+        as the trial's recorded results reach. `self._storage` is Ray's StorageContext."""
+        from pyarrow.fs import FileType
         from ray.train._internal.checkpoint_manager import _TrainingResult
         from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION
 
         named = getattr(checkpoint_path, "checkpoint", None)
-        if named is not None and named.filesystem.type_name == "local" \
-                and not os.path.exists(named.path):
-            found = furthest_replacement(named.path, _saved_progress)
+        fs = named.filesystem if named is not None else None
+        if named is not None and fs.get_file_info(named.path).type == FileType.NotFound:
+            found = furthest_replacement(fs, named.path, lambda folder: _saved_progress(fs, folder),
+                                         recorded=_recorded_iteration(self._storage))
             if found is not None:
                 folder, progress = found
                 print(f"trial {self.trial_id}: checkpoint {named.path} is gone; going on from "
                       f"{folder} (iteration {progress['iteration']})", flush=True)
                 checkpoint_path = _TrainingResult(
-                    checkpoint=tune.Checkpoint.from_directory(folder),
+                    checkpoint=tune.Checkpoint(folder, filesystem=fs),
                     metrics={TRAINING_ITERATION: progress["iteration"],
                              TIME_TOTAL_S: progress["time_total"]})
         super().restore(checkpoint_path)
