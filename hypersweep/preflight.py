@@ -55,8 +55,11 @@ def filesystem_type(path: str, mounts_file: str = "/proc/mounts") -> str:
     return kind
 
 
-def check_storage(storage_path: str, nodes: list[dict], driver_ip: str, fs_type: str) -> None:
-    """Refuse a path on one machine's local disk for a cluster of several machines."""
+def check_storage(storage_path: str, nodes: list[dict], driver_ip: str, fs_type: str | None) -> None:
+    """Refuse a path on one machine's local disk for a cluster of several machines. A bucket
+    (a URI; `fs_type` None) is reached alike from every node."""
+    if is_uri(storage_path):
+        return
     machines = {node["ip"] for node in nodes} | {driver_ip}
     if len(machines) == 1:
         return  # every node runs on this machine, so they all see its disk
@@ -75,8 +78,8 @@ def check_cluster(config: dict) -> None:
     nodes = alive_nodes()
     check_resources(trial_request(config["resources"]), nodes)
     storage = config["storage_path"]
-    if not is_uri(storage):  # a bucket is reached alike from every node
-        check_storage(storage, nodes, ray.util.get_node_ip_address(), filesystem_type(storage))
+    fs_type = None if is_uri(storage) else filesystem_type(storage)
+    check_storage(storage, nodes, ray.util.get_node_ip_address(), fs_type)
 
 
 def concurrent_trials(request: dict[str, float], nodes: list[dict], max_concurrent: int) -> int:

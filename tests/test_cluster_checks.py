@@ -55,6 +55,8 @@ def test_local_disk_storage_is_refused_for_a_multi_machine_cluster():
         ("/mnt/nfs/runs", [NODE, GPU_LESS], "nfs4"),
         ("/mnt/bucket/runs", [NODE, GPU_LESS], "fuse.gcsfuse"),
         ("/home/me/runs", [NODE, {**GPU_LESS, "ip": "10.0.0.1"}], "ext4"),  # one machine, 2 nodes
+        ("s3://sweeps/runs", [NODE, GPU_LESS], None),
+        ("gs://sweeps/runs", [NODE, GPU_LESS], None),
     ],
 )
 def test_shared_storage_and_single_machine_clusters_pass(path, nodes, fs_type):
