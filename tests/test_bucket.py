@@ -7,6 +7,8 @@ driver's local copy picks the sweep up from the bucket alone.
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hypersweep import report, storage
 from hypersweep.paths import join, local_copy
-from tests.conftest import run_launch
+from tests.conftest import ROOT, run_launch
+from tests.ray_cluster import LocalCluster
 from tests.test_resume import _ended_trials, _read_until_progress, _start, _stop_session
 
 pytestmark = pytest.mark.slow
@@ -129,3 +132,31 @@ def test_a_driver_killed_mid_sweep_resumes_from_the_bucket_losing_nothing(bucket
         # show such a trial running: it restores from its end checkpoint and reports that end
         # again, training nothing (a step trained again would have replaced a row).
         assert f"trial_{trial_id}/replaced.json" not in files, f"{trial_id} trained again"
+
+
+def test_trials_on_two_nodes_keep_their_results_checkpoints_and_runs_in_the_bucket(bucket, tmp_path):
+    # Started while the bucket's credentials are in the environment: every node's trials get them.
+    cluster = LocalCluster(workers=1, cpus=2)
+    try:
+        # A process per trial and every trial queued at once, so that both nodes get trials.
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "launch.py"), "cluster=remote", f"cluster.address={cluster.address}",
+             "experiment=smoke", "name=two_nodes", "num_samples=6", "search=random", "scheduler=fifo",
+             "reuse_actors=false", f"storage_path='{bucket}'"],
+            cwd=tmp_path, env={**cluster.env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+            timeout=600)
+    finally:
+        cluster.stop()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not any(tmp_path.iterdir())
+    files = _stored(join(bucket, "two_nodes"))
+    trials = json.loads(files["summary.json"])["trials"]
+    assert len(trials) == 6
+    nodes = set()
+    for trial in trials:
+        rows = _rows(files, trial["trial_id"])
+        assert [row["epoch"] for row in rows] == list(range(1, trial["epochs"] + 1))
+        nodes.add(rows[0]["node_id"])
+        assert any(name.startswith(f"trial_{trial['trial_id']}/checkpoint_") for name in files)
+        assert any(name.startswith(f"tensorboard/{trial['trial_id']}/events") for name in files)
+    assert len(nodes) == 2, "trials ran on both nodes, and each node wrote to the bucket"
