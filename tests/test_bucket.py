@@ -18,6 +18,7 @@ from hypersweep import report, storage
 from hypersweep.paths import join, local_copy
 from tests.conftest import ROOT, run_launch
 from tests.ray_cluster import LocalCluster
+from tests.test_pbt import PBT, POPULATION
 from tests.test_resume import _ended_trials, _read_until_progress, _start, _stop_session
 
 pytestmark = pytest.mark.slow
@@ -160,3 +161,12 @@ def test_trials_on_two_nodes_keep_their_results_checkpoints_and_runs_in_the_buck
         assert any(name.startswith(f"trial_{trial['trial_id']}/checkpoint_") for name in files)
         assert any(name.startswith(f"tensorboard/{trial['trial_id']}/events") for name in files)
     assert len(nodes) == 2, "trials ran on both nodes, and each node wrote to the bucket"
+
+
+def test_a_pbt_sweep_keeps_its_lineage_in_the_bucket(bucket, tmp_path):
+    done = run_launch(*PBT, "name=pbt", f"storage_path='{bucket}'", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = _stored(join(bucket, "pbt"))["pbt_lineage.jsonl"].decode().splitlines()
+    events = [json.loads(line)["event"] for line in lines]
+    assert events.count("start") == POPULATION and "exploit" in events, events
+    assert f"pbt: {events.count('exploit')} exploits" in done.stdout
