@@ -156,8 +156,9 @@ def move_aside(uri: str, aside: str) -> None:
                 continue
             target = posixpath.join(root, aside, name)
             if info.type == FileType.Directory:
+                # One thread: pyarrow's threaded uploads to S3 can fail (as Ray notes, arrow#32372).
                 pyarrow.fs.copy_files(info.path, target, source_filesystem=fs,
-                                      destination_filesystem=fs)
+                                      destination_filesystem=fs, use_threads=False)
                 fs.delete_dir(info.path)
             else:
                 fs.copy_file(info.path, target)
