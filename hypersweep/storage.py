@@ -123,7 +123,7 @@ def live_file(storage: Any, relpath: str) -> str:
     fs = storage.storage_filesystem
     if fs.type_name == "local":
         return stored
-    staged = os.path.join(storage.experiment_driver_staging_path, *relpath.split("/"))
+    staged = _staged(storage, relpath)
     if not os.path.exists(staged):
         from pyarrow.fs import FileType
 
@@ -137,8 +137,10 @@ def publish(storage: Any, relpath: str) -> None:
     """Upload the staged file `relpath` (see live_file) now, ahead of Ray's next snapshot; for a
     directory experiment, where the file is written in place, nothing to do."""
     fs = storage.storage_filesystem
-    staged = os.path.join(storage.experiment_driver_staging_path, *relpath.split("/"))
-    if fs.type_name != "local" and os.path.exists(staged):
+    if fs.type_name == "local":
+        return
+    staged = _staged(storage, relpath)
+    if os.path.exists(staged):
         _upload(fs, staged, posixpath.join(storage.experiment_fs_path, relpath))
 
 
@@ -163,6 +165,10 @@ def move_aside(uri: str, aside: str) -> None:
             else:
                 fs.copy_file(info.path, target)
                 fs.delete_file(info.path)
+
+
+def _staged(storage: Any, relpath: str) -> str:
+    return os.path.join(storage.experiment_driver_staging_path, *relpath.split("/"))
 
 
 def _download(fs: Any, path: str, local: str) -> None:
