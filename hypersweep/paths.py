@@ -14,6 +14,18 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 URI_SECRETS = ("access_key", "secret_key", "session_token", "password")
 
 
+# Entries of an experiment folder: Hydra's launch records (conf/config.yaml's `hydra.run.dir`),
+# and the folders that resume=overwrite moves earlier sweeps into.
+LAUNCH_RECORDS = "hydra"
+REPLACED_PREFIX = "replaced-"
+
+
+def stays_in_place(entry: str) -> bool:
+    """Whether resume=overwrite leaves this top-level entry where it is: Hydra's launch records,
+    and sweeps moved aside before."""
+    return entry == LAUNCH_RECORDS or entry.startswith(REPLACED_PREFIX)
+
+
 def is_uri(storage_path: str) -> bool:
     """Whether a storage_path is a URI (s3://, gs://, ...) rather than a directory."""
     return "://" in str(storage_path)

@@ -14,7 +14,14 @@ import time
 
 from hypersweep import __version__, storage
 from hypersweep.errors import ExperimentError
-from hypersweep.paths import experiment_dir, experiment_location, is_uri, join
+from hypersweep.paths import (
+    REPLACED_PREFIX,
+    experiment_dir,
+    experiment_location,
+    is_uri,
+    join,
+    stays_in_place,
+)
 
 SWEEP_FILE = "sweep.json"
 VERSIONS_FILE = "versions.json"
@@ -73,7 +80,7 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
 def _move_aside(config: dict) -> str:
     """Move a sweep's files into replaced-<time>/ in its experiment, keeping Hydra's launch
     records; returns where they went."""
-    name = time.strftime("replaced-%Y-%m-%d_%H-%M-%S")
+    name = time.strftime(f"{REPLACED_PREFIX}%Y-%m-%d_%H-%M-%S")
     location = experiment_location(config)
     if is_uri(location):
         storage.move_aside(location, name)
@@ -83,7 +90,7 @@ def _move_aside(config: dict) -> str:
     aside = os.path.join(path, name)
     os.makedirs(aside)
     for entry in os.listdir(path):
-        if entry != "hydra" and not entry.startswith("replaced-"):
+        if not stays_in_place(entry):
             os.replace(os.path.join(path, entry), os.path.join(aside, entry))
     return aside
 

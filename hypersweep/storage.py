@@ -22,9 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hypersweep.errors import StorageError
-from hypersweep.paths import join, local_copy
-
-KEPT_HERE = "hydra"  # Hydra's launch records on this machine: uploaded, never replaced by a pull
+from hypersweep.paths import LAUNCH_RECORDS, join, local_copy, stays_in_place
 
 
 @contextmanager
@@ -54,16 +52,17 @@ def filesystem(uri: str) -> tuple[Any, str]:
 def _downloaded(relpath: str) -> bool:
     """Whether a pull fetches this file: not checkpoints, TensorBoard runs or replaced sweeps."""
     parts = relpath.split("/")
-    return not (parts[0] in ("tensorboard", KEPT_HERE) or parts[0].startswith("replaced-")
+    return not (parts[0] == "tensorboard" or stays_in_place(parts[0])
                 or any(part.startswith("checkpoint_") for part in parts))
 
 
 def _clear(local: str) -> None:
-    """Empty the local copy, keeping Hydra's launch records."""
+    """Empty the local copy, keeping Hydra's launch records (of this machine; uploaded, never
+    replaced by a pull)."""
     if not os.path.isdir(local):
         return
     for entry in os.scandir(local):
-        if entry.name == KEPT_HERE:
+        if entry.name == LAUNCH_RECORDS:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
@@ -154,7 +153,7 @@ def move_aside(uri: str, aside: str) -> None:
     with _reaching(uri):
         for info in fs.get_file_info(FileSelector(root, allow_not_found=True)):
             name = posixpath.basename(info.path)
-            if name == KEPT_HERE or name.startswith("replaced-"):
+            if stays_in_place(name):
                 continue
             target = posixpath.join(root, aside, name)
             if info.type == FileType.Directory:

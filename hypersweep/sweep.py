@@ -78,7 +78,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
     from hypersweep import experiment
     from hypersweep.cluster import connect
-    from hypersweep.paths import experiment_dir, experiment_location, is_uri
+    from hypersweep.paths import LAUNCH_RECORDS, experiment_dir, experiment_location, is_uri
     from hypersweep.preflight import check_cluster
     from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
@@ -105,7 +105,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     if is_uri(config["storage_path"]):
         from hypersweep import storage
 
-        storage.push(experiment_location(config), [os.path.basename(summary), "hydra"])
+        storage.push(experiment_location(config), [os.path.basename(summary), LAUNCH_RECORDS])
     print(outcome_text(config, records, best, baseline), flush=True)
     if config["scheduler"]["name"] == "pbt":
         print(pbt_text(config, best), flush=True)
