@@ -10,6 +10,6 @@ def main() -> None:
         from hypersweep.report import main as report
 
         sys.exit(report(sys.argv[2:]))
-    from launch import main as launch
+    from launch import run
 
-    launch()
+    run()
