@@ -80,6 +80,7 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("resources.memory_gb", lambda v: _is_number(v, 0), "a number of GiB >= 0"),
     ("max_concurrent", lambda v: _is_int(v, 0), "a whole number >= 0 (0: no limit)"),
     ("checkpoint.frequency", lambda v: _is_int(v, 0), "a whole number >= 0 (0: only at the end)"),
+    ("checkpoint.seconds", lambda v: _is_number(v, 0), "a number of seconds >= 0 (0: off)"),
     ("checkpoint.num_to_keep", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("resume", lambda v: v in RESUME_MODES, f"one of {', '.join(RESUME_MODES)}"),
     ("resume_failed", lambda v: v in FAILED_MODES, f"one of {', '.join(FAILED_MODES)}"),

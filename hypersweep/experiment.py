@@ -87,9 +87,6 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     """Run the sweep (or resume it) until it ends or is interrupted (Ctrl-C, SIGTERM)."""
     from ray import tune
 
-    from hypersweep.progress import TrialLines
-    from hypersweep.result_log import ResultLog
-
     # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
     # reports; Ray's own loggers would add a second TensorBoard copy and lose reports.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
@@ -140,7 +137,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
                 storage_path=config["storage_path"],
                 checkpoint_config=checkpoint_config(config),
                 failure_config=tune.FailureConfig(max_failures=config["max_failures"]),
-                callbacks=[ResultLog(), TrialLines(config, total=planned_trials(config, dims))],
+                callbacks=_callbacks(config, dims),
                 verbose=0,
             ),
         )
@@ -154,6 +151,19 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     records = load_records(path, config)
     unfinished = any(record.status == "unfinished" for record in records)
     return Outcome(records, interrupted=unfinished or len(records) < planned_trials(config, dims))
+
+
+def _callbacks(config: dict, dims: list[Dimension]) -> list[Any]:
+    """The run's callbacks: the result log, the progress lines, checkpoints by training time."""
+    from hypersweep.checkpoint_timer import CheckpointTimer
+    from hypersweep.progress import TrialLines
+    from hypersweep.result_log import ResultLog
+
+    callbacks = [ResultLog(), TrialLines(config, total=planned_trials(config, dims))]
+    # Under PBT a trial checkpoints at each perturbation (checkpoint_config), and nowhere else.
+    if config["checkpoint"]["seconds"] and config["scheduler"]["name"] != "pbt":
+        callbacks.append(CheckpointTimer(config["checkpoint"]["seconds"]))
+    return callbacks
 
 
 @contextmanager

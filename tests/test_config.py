@@ -96,6 +96,7 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["space.model.activation.values=[]"], "space.model.activation.values: needs a non-empty list"),
         (["+space.model.depth={type:choice,values:[1,2]}"], "space.model.depth: 'model.depth' is not in"),
         (["num_samples=0"], "num_samples: needs a whole number >= 1, got 0"),
+        (["checkpoint.seconds=-1"], "checkpoint.seconds: needs a number of seconds >= 0 (0: off), got -1"),
         (["metric=accuracy"], "metric: 'accuracy' is not reported by TorchTrainable; use one of val_acc"),
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),

@@ -255,6 +255,19 @@ def test_resume_failed_retry_runs_a_failed_trial_again_from_its_checkpoint(tmp_p
     assert _iterations(experiment, trial["trial_id"]) == [1, 2, 3, 4, 5, 6], "went on from epoch 3"
 
 
+def test_checkpoints_by_training_time_come_every_so_many_seconds_and_at_the_end(tmp_path):
+    # Steps of 0.1 s; a checkpoint once 0.25 s of training have passed since the last: after
+    # steps 3, 6 and 9, and at the end (10). Every checkpoint is kept, to be counted.
+    done = run_launch("experiment=smoke", "trainable=tests.steady.SteadySteps", "search=random",
+                      "scheduler=fifo", "num_samples=1", "train.max_epochs=10",
+                      "checkpoint.frequency=0", "checkpoint.seconds=0.25",
+                      "checkpoint.num_to_keep=100", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (trial,) = (tmp_path / "runs" / "smoke").glob("trial_*")
+    taken = sorted(int((folder / "iteration").read_text()) for folder in trial.glob("checkpoint_*"))
+    assert taken == [3, 6, 9, 10]
+
+
 def test_snapshots_come_every_second_per_hundred_trials(compose_config):
     from hypersweep.config import validate
     from hypersweep.experiment import snapshot_period
