@@ -116,8 +116,6 @@ def should_resume(config: dict) -> bool:
 
     Raises ExperimentError when the directory holds a sweep this launch must not touch.
     """
-    from ray.tune import Tuner
-
     mode = config["resume"]
     location = experiment_location(config)
     path = storage.pull(location) if is_uri(location) else experiment_dir(config)
@@ -135,6 +133,8 @@ def should_resume(config: dict) -> bool:
     if difference:
         raise ExperimentError(f"name: {location} holds a sweep with other settings ({difference}); "
                               f"choose a new name=..., or resume=overwrite to move it aside")
+    from ray.tune import Tuner  # here: a new sweep starts Ray without waiting for this import
+
     if not Tuner.can_restore(location):
         raise ExperimentError(f"name: {location} has {SWEEP_FILE} but no Ray Tune state to resume; "
                               f"resume=overwrite moves it aside and starts again")

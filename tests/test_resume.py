@@ -268,6 +268,20 @@ def test_checkpoints_by_training_time_come_every_so_many_seconds_and_at_the_end(
     assert taken == [3, 6, 9, 10]
 
 
+def test_a_new_sweep_decides_not_to_resume_without_importing_ray_tune(compose_config, tmp_path):
+    # The decision comes before ray.init on the driver's main thread: importing Ray Tune there
+    # (about a second) would hold back the start of the embedded Ray.
+    config = compose_config("experiment=smoke", f"storage_path={tmp_path}")
+    script = ("import json, sys\n"
+              "from hypersweep.resume import should_resume\n"
+              "print(should_resume(json.loads(sys.argv[1])), 'ray.tune' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(config)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
 def test_snapshots_come_every_second_per_hundred_trials(compose_config):
     from hypersweep.config import validate
     from hypersweep.experiment import snapshot_period
