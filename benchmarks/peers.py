@@ -114,18 +114,25 @@ ray.shutdown()
 """
 
 
-def run_ray_plain(trials: int, seed: int, storage: str) -> dict:
+def timed_script(script: str, cwd: str) -> dict:
+    """Run `python -c SCRIPT`, which prints its figures as JSON last; they come back with the
+    wall time from the command to its exit (Python's start, imports and Ray's start count)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RAY_SCRIPT.format(
-        root=str(ROOT), cpus=CPUS, trials=trials, seed=seed, storage=storage)],
-        env=ENV, check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=ENV, check=True,
+                          capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall"] = time.perf_counter() - started  # with Ray's start, as for hypersweep
+    result["wall"] = time.perf_counter() - started
     return result
 
 
+def run_ray_plain(trials: int, seed: int, storage: str) -> dict:
+    return timed_script(RAY_SCRIPT.format(root=str(ROOT), cpus=CPUS, trials=trials, seed=seed,
+                                          storage=storage), cwd=storage)
+
+
 def optuna_sweep(trials: int, seed: int) -> dict:
-    """The sweep in Optuna, in this process: imports, data, study; its figures (wall from here)."""
+    """The sweep in Optuna, in this process: imports, data, study; its figures but the wall time
+    (timed_script measures it from the command)."""
     import optuna
     import torch
 
@@ -160,15 +167,10 @@ def optuna_sweep(trials: int, seed: int) -> dict:
 
 
 def run_optuna(trials: int, seed: int, storage: str) -> dict:
-    # A process of its own, timed from the command as the others are: Python's start and the
-    # imports of torch and Optuna count, as Ray's start counts for the Ray tools.
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", "import json; from benchmarks.peers import "
-                           f"optuna_sweep; print(json.dumps(optuna_sweep({trials}, {seed})))"],
-                          cwd=storage, env=ENV, check=True, capture_output=True, text=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall"] = time.perf_counter() - started
-    return result
+    # A process of its own, as the others: its Python start and its imports of torch and Optuna
+    # count, as Ray's start counts for the Ray tools.
+    return timed_script("import json; from benchmarks.peers import optuna_sweep; "
+                        f"print(json.dumps(optuna_sweep({trials}, {seed})))", cwd=storage)
 
 
 TOOLS = {"hypersweep": run_hypersweep, "ray tune (docs)": run_ray_plain, "optuna": run_optuna}

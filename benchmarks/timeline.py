@@ -57,14 +57,12 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
         found = [(b, e) for p, w, b, e in rows if w == what and (pid is None or p == pid)]
         return (min(b for b, _ in found), max(e for _, e in found)) if found else None
 
-    processes = {pid: (begin, what.removeprefix("process ")) for pid, what, begin, _ in rows
-                 if what.startswith("process ")}
+    started_at = {pid: begin for pid, what, begin, _ in rows if what.startswith("process ")}
     by_trial_process: dict[int, list[tuple]] = defaultdict(list)
     for pid, what, begin, finish in rows:
         if what.startswith(("trial ", "actor ")):
             by_trial_process[pid].append((what, begin, finish))
-    ray_own = [begin for pid, (begin, command) in processes.items()
-               if pid != driver and pid not in by_trial_process]
+    ray_own = [pid for pid in started_at if pid != driver and pid not in by_trial_process]
 
     print(f"Timeline of `launch.py {' '.join(sys.argv[1:])}` (seconds from the command, "
           f"{os.cpu_count()} CPUs):")
@@ -81,7 +79,7 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
         print(f"  {at(fit[0])} -{at(fit[1])}  Tuner.fit")
     steps = [(pid, what, b, e) for pid, calls in by_trial_process.items() for what, b, e in calls]
     if by_trial_process:
-        started = sorted(processes[pid][0] for pid in by_trial_process if pid in processes)
+        started = sorted(started_at[pid] for pid in by_trial_process if pid in started_at)
         setups = sorted((b, e) for _, what, b, e in steps if what == "trial setup")
         firsts = sorted(b for _, what, b, _ in steps if what == "actor train")
         last = max(e for _, what, _, e in steps if what == "actor train")
