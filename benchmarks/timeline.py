@@ -53,8 +53,9 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
     def at(moment: float) -> str:
         return f"{moment - start:6.2f}"
 
-    def span(what: str, pid: int | None = None) -> tuple[float, float] | None:
-        found = [(b, e) for p, w, b, e in rows if w == what and (pid is None or p == pid)]
+    def span(what: str) -> tuple[float, float] | None:
+        """When the driver first started and last ended `what`; None if it never ran it."""
+        found = [(b, e) for p, w, b, e in rows if w == what and p == driver]
         return (min(b for b, _ in found), max(e for _, e in found)) if found else None
 
     started_at = {pid: begin for pid, what, begin, _ in rows if what.startswith("process ")}
@@ -66,8 +67,8 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
 
     print(f"Timeline of `launch.py {' '.join(sys.argv[1:])}` (seconds from the command, "
           f"{os.cpu_count()} CPUs):")
-    init, fit, shutdown = span("ray.init", driver), span("Tuner.fit", driver), span("ray.shutdown", driver)
-    prepare = span("driver imports and data", driver)
+    init, fit, shutdown = span("ray.init"), span("Tuner.fit"), span("ray.shutdown")
+    prepare = span("driver imports and data")
     if init:
         print(f"  {at(start)} -{at(init[0])}  Python, Hydra, the config, importing Ray")
         print(f"  {at(init[0])} -{at(init[1])}  ray.init: the embedded Ray starts "

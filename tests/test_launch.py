@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 # A stand-in for the sweep: prints without a newline (left in the buffer of a piped stdout),
 # registers an exit handler that writes a file, and exits as the sweep would.
