@@ -11,8 +11,10 @@ import os
 import platform
 import shlex
 import time
+from typing import Any
 
 from hypersweep import __version__, storage
+from hypersweep.config_diff import describe, differences, undoing_overrides
 from hypersweep.errors import ExperimentError
 from hypersweep.paths import (
     REPLACED_PREFIX,
@@ -65,18 +67,6 @@ def _comparable(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in RESUMABLE_CHANGES}
 
 
-def _first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} -> {b!r}"
-    return None
-
-
 def _move_aside(config: dict) -> str:
     """Move a sweep's files into replaced-<time>/ in its experiment, keeping Hydra's launch
     records; returns where they went."""
@@ -111,8 +101,35 @@ def _check_versions(path: str, config: dict) -> None:
                 f"with allow_version_change=true")
 
 
-def should_resume(config: dict) -> bool:
+def _group_changes(path: str, groups: dict[str, str]) -> list[tuple[str, Any, Any]]:
+    """The config groups chosen otherwise than when the sweep started (`model: mlp -> cnn`), which
+    explain the differences of their keys better; none when either choice is unknown."""
+    saved_path = os.path.join(path, GROUPS_FILE)
+    if not groups or not os.path.exists(saved_path):
+        return []
+    with open(saved_path) as handle:
+        saved = json.load(handle)
+    return [(group, saved[group], choice) for group, choice in sorted(_comparable(groups).items())
+            if saved.get(group, choice) != choice]
+
+
+def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> None:
+    with open(os.path.join(path, SWEEP_FILE)) as handle:
+        found = differences(_comparable(json.load(handle)), _comparable(config))
+    if not found:
+        return
+    found = _group_changes(path, groups) or found
+    fixes = undoing_overrides(found)
+    raise ExperimentError(
+        f"name: {experiment_location(config)} holds a sweep with other settings ({describe(found)}); "
+        + (f"resume it with {fixes}, " if fixes else "")
+        + "choose a new name=..., or resume=overwrite to move it aside")
+
+
+def should_resume(config: dict, groups: dict[str, str]) -> bool:
     """True to resume the sweep in the experiment directory, False to start a new one.
+
+    `groups` are Hydra's group choices ({} when unknown), which the sweep's saved ones must match.
 
     Raises ExperimentError when the directory holds a sweep this launch must not touch.
     """
@@ -128,11 +145,7 @@ def should_resume(config: dict) -> bool:
     if mode == "never":
         raise ExperimentError(f"name: {location} already holds a sweep and resume=never; choose a new "
                               f"name=..., or resume=overwrite to move it aside")
-    with open(saved) as handle:
-        difference = _first_difference(_comparable(json.load(handle)), _comparable(config))
-    if difference:
-        raise ExperimentError(f"name: {location} holds a sweep with other settings ({difference}); "
-                              f"choose a new name=..., or resume=overwrite to move it aside")
+    _check_same_sweep(path, config, groups)
     from ray.tune import Tuner  # here: a new sweep starts Ray without waiting for this import
 
     if not Tuner.can_restore(location):

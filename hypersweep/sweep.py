@@ -88,7 +88,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     if config["dry_run"]:
         check_targets(config)
         return _dry_run(config, dims)
-    resume = should_resume(config)
+    resume = should_resume(config, groups)
     if resume:
         print(f"resuming the sweep in {experiment_location(config)}", flush=True)
     prepared = _start_preparing(config)

@@ -171,6 +171,30 @@ def test_resume_never_and_overwrite(tmp_path):
     assert len(_summary(experiment)["trials"]) == 3
 
 
+def test_a_refused_resume_offers_the_overrides_that_resume_it(tmp_path):
+    args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
+    assert run_launch(*args, cwd=tmp_path).returncode == 0
+    experiment = tmp_path / "runs" / "smoke"
+    saved = json.loads((experiment / "sweep.json").read_text())
+    del saved["checkpoint"]["seconds"]  # as in a sweep started before hypersweep had the setting
+    (experiment / "sweep.json").write_text(json.dumps(saved))
+
+    changed = ("checkpoint.seconds=5", "num_samples=3")
+    refused = run_launch(*args, *changed, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert ("(checkpoint.seconds: 0 -> 5, num_samples: 2 -> 3); resume it with checkpoint.seconds=0 "
+            "num_samples=2, choose a new name=...") in refused.stderr
+    resumed = run_launch(*args, *changed, "checkpoint.seconds=0", "num_samples=2", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming the sweep in" in resumed.stdout
+    assert len(_summary(experiment)["trials"]) == 2
+
+    # A changed config group is named as the group, not as the dozen keys it sets.
+    regrouped = run_launch(*args, "search=random", cwd=tmp_path)
+    assert regrouped.returncode == 2
+    assert "(search: 'hyperopt' -> 'random'); resume it with search=hyperopt," in regrouped.stderr
+
+
 def test_a_resume_under_another_ray_version_is_refused(tmp_path):
     args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
     assert run_launch(*args, cwd=tmp_path).returncode == 0
@@ -274,7 +298,7 @@ def test_a_new_sweep_decides_not_to_resume_without_importing_ray_tune(compose_co
     config = compose_config("experiment=smoke", f"storage_path={tmp_path}")
     script = ("import json, sys\n"
               "from hypersweep.resume import should_resume\n"
-              "print(should_resume(json.loads(sys.argv[1])), 'ray.tune' in sys.modules)")
+              "print(should_resume(json.loads(sys.argv[1]), {}), 'ray.tune' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script, json.dumps(config)], cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                           text=True, timeout=60)
