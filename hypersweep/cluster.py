@@ -8,6 +8,7 @@ token anywhere: not into the config, the logs or the experiment directory.
 import logging
 import os
 import stat
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -155,7 +156,32 @@ def connect(cluster: dict) -> Iterator[str | None]:
     try:
         yield os.path.join(session, "logs") if session else None
     finally:
+        for monitor in embedded_autoscaler_monitors():
+            monitor.kill()
+            monitor.wait()
         ray.shutdown()
+
+
+def embedded_autoscaler_monitors() -> list[subprocess.Popen]:
+    """The autoscaler monitor of the Ray this process started (none when it joined a cluster).
+
+    ray.shutdown stops Ray's processes one by one, giving each up to 1 s to exit after SIGTERM,
+    and stops the GCS before the monitor. The monitor answers SIGTERM by reporting its own end to
+    the GCS, so it always takes the whole second, which was most of the shutdown (1.3 s) of every
+    sweep. An embedded Ray autoscales nothing and its monitor holds no state, so hypersweep kills
+    it first; the rest shut down as Ray does it. Ray's internals may move: then this finds none
+    and Ray's own shutdown does it all (tests check that it finds the monitor).
+    """
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        if node is None or not node.is_head():
+            return []
+        infos = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])
+        return [info.process for info in infos]
+    except (ImportError, AttributeError):
+        return []
 
 
 def alive_nodes() -> list[dict]:

@@ -1,12 +1,15 @@
 """The cluster checks' logic and messages, and the shipped deployment files."""
 
+import os
 import shlex
+import signal
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hypersweep.cluster import _init_options, is_loopback
+from hypersweep.cluster import _init_options, connect, embedded_autoscaler_monitors, is_loopback
 from hypersweep.config import validate
 from hypersweep.errors import ClusterError
 from hypersweep.preflight import check_resources, check_storage, filesystem_type, trial_request
@@ -126,3 +129,40 @@ def test_trials_at_once_on_a_cluster(request_, max_concurrent, expected):
     from hypersweep.preflight import concurrent_trials
 
     assert concurrent_trials(request_, [NODE, GPU_LESS], max_concurrent) == expected
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below `pid`, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_embedded_ray_is_shut_down_autoscaler_monitor_first_and_leaves_no_process():
+    before = _descendants(os.getpid())
+    with connect({"address": "local", "num_cpus": 1}):
+        (monitor,) = embedded_autoscaler_monitors()  # Ray's internals it relies on are still there
+        assert monitor.poll() is None
+        started = _descendants(os.getpid()) - before
+    # Killed by hypersweep: Ray's own SIGTERM makes it wait a second and exit with 143.
+    assert monitor.returncode == -signal.SIGKILL
+    assert embedded_autoscaler_monitors() == []
+    deadline = time.monotonic() + 10
+    while any(map(_running, started)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(started) >= 4 and not [pid for pid in started if _running(pid)]
