@@ -114,6 +114,7 @@ def _group_changes(path: str, groups: dict[str, str]) -> list[tuple[str, Any, An
 
 
 def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> None:
+    """Refuse a launch whose config differs from the saved sweep's, saying how to undo it."""
     with open(os.path.join(path, SWEEP_FILE)) as handle:
         found = differences(_comparable(json.load(handle)), _comparable(config))
     if not found:
@@ -129,7 +130,8 @@ def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> None:
 def should_resume(config: dict, groups: dict[str, str]) -> bool:
     """True to resume the sweep in the experiment directory, False to start a new one.
 
-    `groups` are Hydra's group choices ({} when unknown), which the sweep's saved ones must match.
+    `groups` are Hydra's group choices ({} when unknown): a refusal names a group chosen otherwise
+    rather than every key it sets.
 
     Raises ExperimentError when the directory holds a sweep this launch must not touch.
     """
