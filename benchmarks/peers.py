@@ -6,8 +6,9 @@ data split, model, 7-dimensional space, seed and epoch budget (ASHA / Hyperband 
 
     python benchmarks/peers.py --trials 32 --seeds 0 1 2 [--tools hypersweep optuna]
 
-Prints per tool: wall time (median), best validation accuracy (mean), epochs trained (mean),
-utilization (training time summed over trials / (wall time x CPUs)) and ratios to hypersweep.
+Prints per tool: wall time (median), best validation accuracy (mean; a trial counts with its
+last report), epochs trained (mean), utilization (training time summed over trials / (wall time
+x CPUs)) and ratios to hypersweep.
 """
 
 import argparse
@@ -147,16 +148,19 @@ def optuna_sweep(trials: int, seed: int) -> dict:
         params = {name: (trial.suggest_float(name, *spec[1:], log=True) if spec[0] == "loguniform"
                          else trial.suggest_categorical(name, spec[1]))
                   for name, spec in SPACE.items()}
-        best = [0.0, 0]
+        last = [0.0, 0]  # the accuracy and epoch of the trial's last report
 
         def report(epoch: int, accuracy: float) -> bool:
-            best[0], best[1] = max(best[0], accuracy), epoch
+            last[0], last[1] = accuracy, epoch
             trial.report(accuracy, epoch)
             return trial.should_prune()
 
         busy.append(train_epochs(params, data, report))
-        epochs.append(best[1])
-        return best[0]
+        epochs.append(last[1])
+        # A trial's value is its accuracy when it stopped, as for the Ray tools (their searchers
+        # learn from a trial's last result, and their best is the best last result), not the
+        # best of its epochs, which no checkpoint keeps.
+        return last[0]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.HyperbandPruner(
