@@ -74,8 +74,8 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
         print(f"  {at(init[0])} -{at(init[1])}  ray.init: the embedded Ray starts "
               f"({len(ray_own)} Python processes of its own and workers it keeps idle)")
     if prepare:
-        print(f"  {at(prepare[0])} -{at(prepare[1])}  meanwhile, in a thread: importing torch, the "
-              "trainable and the search; loading the data set")
+        print(f"  {at(prepare[0])} -{at(prepare[1])}  meanwhile, in a thread: importing Ray Tune, "
+              "the trainable and the search; loading the data set")
     if fit:
         print(f"  {at(fit[0])} -{at(fit[1])}  Tuner.fit")
     steps = [(pid, what, b, e) for pid, calls in by_trial_process.items() for what, b, e in calls]
@@ -87,8 +87,8 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
         print(f"  {at(started[0])}          {len(by_trial_process)} trial processes start "
               f"(at {', '.join(at(s).strip() for s in started)})")
         if setups:
-            print(f"  {at(setups[0][0])} -{at(setups[0][1])}  the first trial's setup (model, optimizer; "
-                  "its process has imported torch and the trainable before)")
+            print(f"  {at(setups[0][0])} -{at(setups[0][1])}  the first trial's setup (torch, model, "
+                  "optimizer; its process has imported the trainable and Ray Tune before)")
         print(f"  {at(firsts[0])}          the first step (epoch) starts")
         print(f"  {at(firsts[0])} -{at(last)}  steady state: the trial processes between their "
               "first step and their last")

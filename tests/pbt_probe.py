@@ -30,8 +30,8 @@ def state_digest(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> st
 class ProbeTrainable(TorchTrainable):
     def _log(self, event: str) -> None:
         line = {"event": event, "trial_id": self.trial_id, "epoch": self.epoch,
-                "digest": state_digest(self.model, self.optimizer),
-                "lr": self.optimizer.param_groups[0]["lr"], "config_lr": self.settings["optim"]["lr"]}
+                "digest": state_digest(self.learner.model, self.learner.optimizer),
+                "lr": self.learner.optimizer.param_groups[0]["lr"], "config_lr": self.settings["optim"]["lr"]}
         with open(os.path.join(experiment_dir(self.settings), PROBE_FILE), "a") as handle:
             handle.write(json.dumps(line) + "\n")
 

@@ -10,7 +10,7 @@ import pytest
 import ray
 import torch
 
-from hypersweep.config import validate
+from hypersweep.config import _defined_in_source, check_targets, validate
 from hypersweep.errors import ConfigError
 from hypersweep.sweep import sweep
 from tests.conftest import CONF, ROOT, run_launch
@@ -234,3 +234,33 @@ def test_help_and_config_errors_import_neither_torch_nor_ray(tmp_path: Path, arg
                 if line.startswith("import time:")}
     assert done.returncode in (0, 2)
     assert not imported & {"torch", "ray"}, "these paths must stay fast (issue: start-up under 2 s)"
+
+
+def test_a_sweeps_driver_never_imports_torch(tmp_path: Path):
+    # torch is for the trial processes: in the driver it cost ~1 s of start-up and 180 MiB.
+    script = ("import atexit, runpy, sys\n"
+              "atexit.register(lambda: print('driver imported:', 'ray.tune' in sys.modules, "
+              "'trainables.trainable' in sys.modules, 'torch' in sys.modules))\n"
+              f"sys.argv = [{str(ROOT / 'launch.py')!r}, 'experiment=smoke', 'num_samples=2', "
+              "'train.max_epochs=1']\n"
+              "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "best trial" in done.stdout
+    assert "driver imported: True True False" in done.stdout
+
+
+def test_targets_are_found_in_their_source_or_else_imported(tmp_path: Path, monkeypatch):
+    (tmp_path / "made_here.py").write_text(
+        "import json\nfrom os import path as joined\n\nclass Net:\n    pass\n\ndef make():\n    pass\n\n"
+        "size: int = 3\nalias = Net\nglobals()['dynamic'] = Net\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    defined = {name for name in ("json", "joined", "Net", "make", "size", "alias", "dynamic", "path")
+               if _defined_in_source(f"made_here.{name}")}
+    assert defined == {"json", "joined", "Net", "make", "size", "alias"}
+    config = {"model": {"_target_": "made_here.dynamic"}, "data": {"_target_": "made_here.make"},
+              "trainable": "made_here.Net"}
+    check_targets(config)  # `dynamic` only exists once the module runs: imported, and found
+    with pytest.raises(ConfigError, match="model._target_: cannot import 'made_here.Missing'"):
+        check_targets({**config, "model": {"_target_": "made_here.Missing"}})

@@ -72,7 +72,7 @@ def test_the_reported_learning_rate_follows_the_schedule(digits, config):
 def test_adam_betas_come_from_the_config(digits, config):
     config["optim"].update(beta1=0.8, beta2=0.95)
     trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
-    assert trainable.optimizer.param_groups[0]["betas"] == (0.8, 0.95)
+    assert trainable.learner.optimizer.param_groups[0]["betas"] == (0.8, 0.95)
 
 
 def test_patience_stops_a_flat_trial_after_exactly_that_many_reports(digits, config):
@@ -109,15 +109,16 @@ def test_augmentation_changes_training_batches_and_never_validation_or_test(digi
                             "augment.noise=0.1")
     trainable = tune.with_parameters(TorchTrainable, data=digits_images)(config=config)
     seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
-    trainable.model.register_forward_pre_hook(
+    trainable.learner.model.register_forward_pre_hook(
         lambda module, args: seen[module.training].append(args[0].clone()))
     trainable.train()
-    originals = {tuple(row.flatten().tolist()) for row in trainable.data["train"][0]}
+    originals = {tuple(row.flatten().tolist()) for row in trainable.learner.data["train"][0]}
     assert seen[True] and all(tuple(x.flatten().tolist()) not in originals
                               for batch in seen[True] for x in batch)
     evaluated = torch.cat(seen[False])
-    assert torch.equal(evaluated, torch.cat([trainable.data["val"][0], trainable.data["test"][0]]))
-    assert torch.equal(trainable.data["val"][0], torch.as_tensor(digits_images.x_val))
+    data = trainable.learner.data
+    assert torch.equal(evaluated, torch.cat([data["val"][0], data["test"][0]]))
+    assert torch.equal(data["val"][0], torch.as_tensor(digits_images.x_val))
 
 
 def test_shifting_flat_features_fails_with_the_fix(digits, config):
@@ -132,7 +133,8 @@ def test_shifting_flat_features_fails_with_the_fix(digits, config):
 def test_normalization_goes_into_the_mlp(digits, config, norm, layer):
     config["model"]["norm"] = norm
     trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
-    assert sum(isinstance(m, layer) for m in trainable.model.modules()) == config["model"]["hidden_layers"]
+    layers = sum(isinstance(m, layer) for m in trainable.learner.model.modules())
+    assert layers == config["model"]["hidden_layers"]
     assert trainable.train()["val_acc"] > 0.5
 
 
@@ -141,7 +143,7 @@ def test_normalization_goes_into_the_mlp(digits, config, norm, layer):
 def test_normalization_goes_into_the_cnn(digits_images, compose_config, tmp_path, norm, layer):
     config = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}", f"model.norm={norm}")
     trainable = tune.with_parameters(TorchTrainable, data=digits_images)(config=config)
-    assert sum(isinstance(m, layer) for m in trainable.model.modules()) == 2
+    assert sum(isinstance(m, layer) for m in trainable.learner.model.modules()) == 2
     assert trainable.train()["val_acc"] > 0.5
 
 
@@ -193,7 +195,7 @@ def test_a_tuned_validation_fraction_resplits_but_keeps_the_test_set(digits, com
                                      "test_fraction": 0.2, "as_images": False})
     config = compose_config("experiment=smoke", f"storage_path={tmp_path}", "data.val_fraction=0.3")
     trainable = tune.with_parameters(TorchTrainable, data=shared)(config=config)
-    sizes = {name: len(y) for name, (_, y) in trainable.data.items()}
+    sizes = {name: len(y) for name, (_, y) in trainable.learner.data.items()}
     assert sizes["val"] == round(0.3 * 1797) and sizes["train"] == 1797 - sizes["val"] - sizes["test"]
-    assert torch.equal(trainable.data["test"][0], torch.as_tensor(digits.x_test))
+    assert torch.equal(trainable.learner.data["test"][0], torch.as_tensor(digits.x_test))
     assert trainable.train()["val_acc"] > 0.5

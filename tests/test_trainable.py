@@ -72,8 +72,8 @@ def test_reset_config_starts_a_new_trial_in_the_same_actor(trainable_class, conf
     _as_trial(trainable, "next_trial")
     assert trainable.reset_config(new_config) is True
     assert trainable.epoch == 0
-    assert trainable.model.net[1].out_features == 64
-    assert trainable.optimizer.param_groups[0]["lr"] == 0.05
+    assert trainable.learner.model.net[1].out_features == 64
+    assert trainable.learner.optimizer.param_groups[0]["lr"] == 0.05
     assert trainable.train()["epoch"] == 1
 
 
@@ -81,13 +81,14 @@ def test_new_values_for_the_same_trial_reach_the_live_optimizer_and_model(traina
                                                                          tmp_path):
     trainable = _make(trainable_class, config, tmp_path)
     trainable.train()
-    model = trainable.model
+    model = trainable.learner.model
     explored = {**config, "optim": {**config["optim"], "lr": 0.0123, "weight_decay": 1e-4},
                 "model": {**config["model"], "dropout": 0.45}}
     assert trainable.reset_config(explored) is True
-    assert trainable.model is model, "PBT's explore keeps the model: only values change"
+    assert trainable.learner.model is model, "PBT's explore keeps the model: only values change"
     assert trainable.epoch == 1
-    assert {(g["lr"], g["weight_decay"]) for g in trainable.optimizer.param_groups} == {(0.0123, 1e-4)}
+    groups = trainable.learner.optimizer.param_groups
+    assert {(g["lr"], g["weight_decay"]) for g in groups} == {(0.0123, 1e-4)}
     dropouts = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and set(dropouts) == {0.45}
     result = trainable.train()
@@ -102,14 +103,15 @@ def test_a_copied_checkpoint_brings_weights_and_moments_but_not_the_learning_rat
     receiver = _make(trainable_class, {**config, "optim": {**config["optim"], "lr": 0.002}}, tmp_path)
     receiver.train()
     receiver.restore(checkpoint)
-    for mine, theirs in zip(receiver.model.state_dict().values(), donor.model.state_dict().values(),
+    mine, theirs = receiver.learner, donor.learner
+    for ours, copied in zip(mine.model.state_dict().values(), theirs.model.state_dict().values(),
                             strict=True):
-        assert torch.equal(mine, theirs)
-    moments = [(receiver.optimizer.state[a]["exp_avg"], donor.optimizer.state[b]["exp_avg"])
-               for a, b in zip(receiver.model.parameters(), donor.model.parameters(), strict=True)]
-    assert moments and all(torch.equal(mine, theirs) for mine, theirs in moments)
+        assert torch.equal(ours, copied)
+    moments = [(mine.optimizer.state[a]["exp_avg"], theirs.optimizer.state[b]["exp_avg"])
+               for a, b in zip(mine.model.parameters(), theirs.model.parameters(), strict=True)]
+    assert moments and all(torch.equal(ours, copied) for ours, copied in moments)
     assert receiver.epoch == 2
-    assert receiver.optimizer.param_groups[0]["lr"] == 0.002, "the trial's own (explored) value"
+    assert mine.optimizer.param_groups[0]["lr"] == 0.002, "the trial's own (explored) value"
     assert receiver.train()["lr"] == 0.002
 
 
@@ -160,11 +162,11 @@ def test_a_trial_restored_from_its_end_reports_the_end_again_and_trains_nothing(
     checkpoint = finished.save(str(tmp_path / "end"))
     restored = _make(trainable_class, short, tmp_path)
     restored.restore(checkpoint)
-    weights = [p.clone() for p in restored.model.parameters()]
+    weights = [p.clone() for p in restored.learner.model.parameters()]
     again = restored.train()
     assert again["done"] is True and again["epoch"] == 2
     assert (again["val_acc"], again["train_loss"]) == (last["val_acc"], last["train_loss"])
-    assert all(torch.equal(a, b) for a, b in zip(weights, restored.model.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(weights, restored.learner.model.parameters(), strict=True))
 
 
 def test_a_restore_whose_checkpoint_was_deleted_goes_on_from_the_furthest_one_kept(

@@ -15,7 +15,6 @@ from typing import Any
 
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from torch.utils.tensorboard import SummaryWriter
 
 OUTCOMES = ("finished", "stopped early", "diverged", "failed")
 STATUSES = {
@@ -57,6 +56,10 @@ class TrialBoard:
 
     def __init__(self, logdir: str, hparams: dict[str, Any], group: str,
                  upload_to: str | None = None):
+        # Here, not at the top: it imports torch, which the driver (importing the trainable to
+        # hand it to Ray) never needs.
+        from torch.utils.tensorboard import SummaryWriter
+
         self.logdir, self.upload_to = logdir, upload_to
         self.writer = SummaryWriter(log_dir=logdir, flush_secs=5)
         self.writer.file_writer.add_summary(session_start(hparams, group))

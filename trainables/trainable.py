@@ -7,29 +7,28 @@ turned into tensors once per actor, not once per trial. Each `step` trains
 Per batch: the learning-rate schedule (lr_schedule.py) and augmentation (augment.py); per report:
 divergence, early-stopping patience, TensorBoard. PBT's explore reaches a running trial through
 `reset_config` and its exploit through `load_checkpoint` (live settings: live.py).
+
+The torch side (data tensors, model, optimizer, random streams) is learner.py's Learner, imported
+inside the methods that run in the trial processes: the driver imports this module only to hand
+TorchTrainable to Ray, and torch would cost it about a second of start-up and 180 MiB.
 """
 
 import hashlib
-import io
 import json
 import math
 import os
 import posixpath
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from ray import tune
 
 from hypersweep.dotted import get_path, set_path
 from hypersweep.paths import experiment_location, is_uri, join
 from hypersweep.result_log import RESULT_FILE
 from schedulers.space import tuned_values, with_inactive_defaults
-from trainables.augment import augment
 from trainables.data import SplitData
 from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import lr_factor
-from trainables.optim import build_optimizer
 from trainables.recovery import furthest_replacement
 from trainables.targets import build
 from trainables.tensorboard import NoBoard, TrialBoard
@@ -69,9 +68,11 @@ def _saved_progress(fs: Any, checkpoint_dir: str) -> dict | None:
     """The iteration and training time a checkpoint of this trainable (on the pyarrow filesystem
     `fs`) was saved at; None when it cannot be read (half-written, or saved before these were
     recorded)."""
+    from trainables.learner import load_state
+
     try:
         with fs.open_input_stream(posixpath.join(checkpoint_dir, CHECKPOINT_FILE)) as stream:
-            state = torch.load(io.BytesIO(stream.read()), weights_only=True, map_location="cpu")
+            state = load_state(stream.read())
     except Exception:  # a half-written file fails in whatever way torch's reader meets it
         return None
     if "iteration" not in state:
@@ -82,15 +83,6 @@ def _saved_progress(fs: Any, checkpoint_dir: str) -> dict | None:
 def worst_value(mode: str) -> float:
     """The value a diverged trial reports for the metric, so no search or scheduler prefers it."""
     return -math.inf if mode == "max" else math.inf
-
-
-def _pick_device() -> torch.device:
-    # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it gave this actor, so cuda:0 is ours.
-    import ray
-
-    if ray.get_gpu_ids() and torch.cuda.is_available():
-        return torch.device("cuda", 0)
-    return torch.device("cpu")
 
 
 def placement() -> dict[str, str]:
@@ -128,25 +120,22 @@ class TorchTrainable(tune.Trainable):
     LIVE_SETTINGS = LIVE_SETTINGS
 
     def setup(self, config: dict, data: SplitData):
-        self.device = _pick_device()
-        torch.set_num_threads(max(1, int(config["resources"]["cpu"])))
+        from trainables.learner import pick_device, to_tensors, use_threads
+
+        self.device = pick_device()
+        use_threads(int(config["resources"]["cpu"]))
         # Data sets by their `data` config: the experiment's own, and any a trial tuned.
-        self.datasets = {_data_key(data.source): self._tensors(data)} if data.source else {}
+        self.datasets = {_data_key(data.source): to_tensors(data, self.device)} if data.source else {}
         self.shared_data = data
         self.board: TrialBoard | NoBoard | None = None
         self.build_error: Exception | None = None
         self._start_trial(with_inactive_defaults(config))
 
-    def _tensors(self, data: SplitData) -> dict[str, Any]:
-        # Copies: the object store's arrays are read-only, and torch wants writable memory.
-        splits = {name: (torch.tensor(x, device=self.device), torch.tensor(y, device=self.device))
-                  for name, x, y in (("train", data.x_train, data.y_train),
-                                     ("val", data.x_val, data.y_val),
-                                     ("test", data.x_test, data.y_test))}
-        return {"splits": splits, "input_shape": data.input_shape, "num_classes": data.num_classes}
+    def _tensors_for(self, config: dict) -> dict[str, Any]:
+        """The trial's data set as tensors: the shared one, or its own when it tuned a `data`
+        setting."""
+        from trainables.learner import to_tensors
 
-    def _use_data(self, config: dict) -> None:
-        """The trial's data set: the shared one, or its own when it tuned a `data` setting."""
         key = _data_key(config["data"])
         if key not in self.datasets:
             loaded = (self.shared_data if not self.shared_data.source
@@ -154,10 +143,8 @@ class TorchTrainable(tune.Trainable):
             # Keep the shared set and this trial's own: a tuned fraction makes every trial differ.
             shared = _data_key(self.shared_data.source) if self.shared_data.source else None
             self.datasets = {k: v for k, v in self.datasets.items() if k == shared}
-            self.datasets[key] = self._tensors(loaded)
-        chosen = self.datasets[key]
-        self.data = chosen["splits"]
-        self.input_shape, self.num_classes = chosen["input_shape"], chosen["num_classes"]
+            self.datasets[key] = to_tensors(loaded, self.device)
+        return self.datasets[key]
 
     def _start_trial(self, config: dict) -> None:
         self.running_trial = self.trial_id
@@ -183,16 +170,10 @@ class TorchTrainable(tune.Trainable):
 
     def _build(self, config: dict) -> None:
         """A fresh model, optimizer and random streams from the trial's config and seed."""
+        from trainables.learner import Learner
+
         self.settings = config
-        self._use_data(config)
-        seed = trial_seed(config)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model = build(config["model"], input_shape=self.input_shape,
-                               num_classes=self.num_classes).to(self.device)
-            self.rng_state = torch.get_rng_state()
-        self.optimizer = build_optimizer(config["optim"], self.model.parameters())
-        self.shuffle = torch.Generator().manual_seed(seed)
+        self.learner = Learner(config, self._tensors_for(config), self.device, trial_seed(config))
 
     def reset_config(self, new_config: dict) -> bool:
         """Take the actor's next trial, or new values for the trial it runs (PBT's explore).
@@ -217,28 +198,15 @@ class TorchTrainable(tune.Trainable):
             self.build_error = err
         return True
 
-    def _set_lr(self, progress: float) -> None:
+    def _lr_at(self, progress: float) -> float:
         """The base rate of the trial's config times its schedule's factor at `progress` epochs."""
-        lr = self.settings["optim"]["lr"] * lr_factor(self.settings["optim"], progress,
-                                                      self.settings["train"]["max_epochs"])
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        return self.settings["optim"]["lr"] * lr_factor(self.settings["optim"], progress,
+                                                        self.settings["train"]["max_epochs"])
 
     def _apply_live_settings(self) -> None:
         """Write the live settings of `self.settings` into the optimizer and the model."""
-        optim = self.settings["optim"]
-        self._set_lr(self.epoch)
-        for group in self.optimizer.param_groups:
-            group["weight_decay"] = optim.get("weight_decay", 0.0)
-            if optim["name"] == "sgd" and "momentum" in optim:  # RMSprop's momentum stays off
-                group["momentum"] = optim["momentum"]
-            if optim["name"] == "adam":
-                group["betas"] = (optim.get("beta1", 0.9), optim.get("beta2", 0.999))
-        dropout = self.settings["model"].get("dropout")
-        if dropout is not None:
-            for module in self.model.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = dropout
+        self.learner.set_lr(self._lr_at(self.epoch))
+        self.learner.apply_settings(self.settings["optim"], self.settings["model"].get("dropout"))
 
     def _follow_schedule(self) -> None:
         """Apply the replayed PBT schedule's values for the current epoch, if any."""
@@ -269,17 +237,13 @@ class TorchTrainable(tune.Trainable):
             # Restored from its own end checkpoint: the trial ended, but the driver died before
             # it recorded that. Report the end again; train nothing.
             return self._report(self.last_train_loss)
-        # Dropout draws from torch's global generator: keep this trial's own state, so that its
-        # curve depends on nothing else that ran in the same process.
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self.rng_state)
+        with self.learner.own_random_state():
             for _ in range(train["epochs_per_step"]):
                 self._follow_schedule()
-                train_loss = self._train_epoch(self.settings["train"]["batch_size"])
+                train_loss = self._train_epoch()
                 self.epoch += 1
                 if not math.isfinite(train_loss):
                     break
-            self.rng_state = torch.get_rng_state()
         self.last_train_loss = train_loss
         return self._report(train_loss)
 
@@ -289,7 +253,7 @@ class TorchTrainable(tune.Trainable):
         val_loss, val_acc = self._evaluate("val")
         _, test_acc = self._evaluate("test")
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
-                  "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
+                  "test_acc": test_acc, "lr": self.learner.lr,
                   "epoch": self.epoch, **placement()}
         self.diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
         metric, mode = self.settings["metric"], self.settings["mode"]
@@ -310,60 +274,36 @@ class TorchTrainable(tune.Trainable):
                           or bool(patience) and self.since_best >= patience)
         return result
 
-    def _train_epoch(self, batch_size: int) -> float:
-        x, y = self.data["train"]
-        self.model.train()
-        order = torch.randperm(len(y), generator=self.shuffle).to(self.device)
-        total, batches = 0.0, 0
-        steps = math.ceil(len(y) / batch_size)
-        for index, start in enumerate(range(0, len(y), batch_size)):
-            batch = order[start:start + batch_size]
-            self._set_lr(self.epoch + (index + 1) / steps)
-            self.optimizer.zero_grad(set_to_none=True)
-            inputs = augment(x[batch], self.settings.get("augment") or {}, self.shuffle)
-            loss = F.cross_entropy(self.model(inputs), y[batch])
-            loss.backward()
-            self.optimizer.step()
-            value = loss.item()
+    def _train_epoch(self) -> float:
+        def on_batch(loss: float) -> None:
             self.batches += 1
             if self.batches % LOG_EVERY_BATCHES == 0:
-                self.board.scalars({"train/loss_step": value,
-                                    "train/lr_step": self.optimizer.param_groups[0]["lr"]},
+                self.board.scalars({"train/loss_step": loss, "train/lr_step": self.learner.lr},
                                    step=self.batches)
-            if not math.isfinite(value):
-                return value  # diverged: more steps only spread the NaN
-            total, batches = total + value, batches + 1
-        return total / batches
 
-    @torch.no_grad()
+        return self.learner.train_epoch(self.settings["train"]["batch_size"],
+                                        self.settings.get("augment") or {},
+                                        lambda fraction: self._lr_at(self.epoch + fraction), on_batch)
+
     def _evaluate(self, split: str) -> tuple[float, float]:
-        x, y = self.data[split]
-        self.model.eval()
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y).item()
-        accuracy = (logits.argmax(dim=1) == y).float().mean().item()
-        return loss, accuracy
+        return self.learner.evaluate(split)
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        from trainables.learner import save_state
+
         state = {
             # Ray's own progress, so that a restore can pick this checkpoint up without the
             # driver's record of it (recovery.py).
             "iteration": self.iteration,
             "time_total": self._time_total,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            **self.learner.state(),
             "epoch": self.epoch,
-            "torch_rng": self.rng_state,
-            "shuffle_rng": self.shuffle.get_state(),
             "batches": self.batches,
             "train_loss": self.last_train_loss,
             "best": self.best,
             "since_best": self.since_best,
         }
-        # Write then rename, so a crash mid-write never leaves a half checkpoint to load.
-        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        save_state(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
         if self.board is not None:
             self.board.publish()
 
@@ -391,13 +331,11 @@ class TorchTrainable(tune.Trainable):
         super().restore(checkpoint_path)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        state = torch.load(path, weights_only=True, map_location=self.device)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        from trainables.learner import load_state
+
+        state = load_state(os.path.join(checkpoint_dir, CHECKPOINT_FILE), self.device)
+        self.learner.load(state)
         self.epoch = state["epoch"]
-        self.rng_state = state["torch_rng"]
-        self.shuffle.set_state(state["shuffle_rng"])
         self.batches = state.get("batches", self.batches)
         self.last_train_loss = state.get("train_loss", math.nan)
         self.best = state.get("best", self.best)
