@@ -138,8 +138,8 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     """Check the whole config and return the search space's dimensions.
 
     Raises ConfigError with one line naming the key, the bad value and the fix. The importable
-    targets (model, data, trainable: torch and Ray come with them) are checked last; without
-    `import_targets`, the caller checks them later with `check_targets`.
+    targets (model, data, trainable) are checked last; without `import_targets`, the caller
+    checks them later with `check_targets`.
     """
     for path, ok, need in _CHECKS:
         value = get_path(config, path, None)
@@ -175,13 +175,14 @@ def check_targets(config: dict) -> None:
     """Check that the model, data and trainable targets name something; ConfigError names the
     first that does not.
 
-    A target its module's source defines at the top level is not imported here: the model's
-    module imports torch, which the driver otherwise never needs (about a second and 180 MiB).
-    Any other target is imported, so that a missing name is a one-line error; an import that
-    fails inside a module found this way fails the trials instead, with its traceback.
+    The trainable is imported: the driver hands it to Ray. A model or data target that its
+    module's source defines at the top level is not: the model's module imports torch, which
+    the driver otherwise never needs (about a second and 180 MiB); an import that fails inside
+    such a module fails the trials instead, with its traceback. Any other target is imported,
+    so that a missing name is a one-line error.
     """
     for key in TARGET_KEYS:
-        if not _defined_in_source(str(get_path(config, key, None))):
+        if key == "trainable" or not _defined_in_source(str(get_path(config, key, None))):
             _import(key, config)
 
 
