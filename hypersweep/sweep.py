@@ -56,9 +56,9 @@ def _start_preparing(config: dict) -> Callable[[], Any]:
 
     Importing Ray Tune, the search and the trainable and loading the data take about as long
     as starting an embedded Ray, which mostly waits on its own processes: they run meanwhile, in
-    a thread, and the first trial starts ~2 s sooner (a target whose module exists but lacks the name then
-    fails after Ray started). Joining a running cluster is quick, and inside a Ray job its
-    ray.init changes directory under a concurrent import: there, they run first.
+    a thread, and the first trial starts ~2 s sooner (a target whose module exists but lacks
+    the name then fails after Ray started). Joining a running cluster is quick, and inside a
+    Ray job its ray.init changes directory under a concurrent import: there, they run first.
     """
     if config["cluster"]["address"] != "local":
         data = _prepare(config)
