@@ -18,6 +18,7 @@ from pathlib import Path
 from hypersweep.errors import ClusterError
 
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 
 
 def token_path() -> Path | None:
@@ -111,6 +112,10 @@ def _init_options(cluster: dict) -> dict:
         num_gpus=cluster.get("num_gpus"),
         include_dashboard=bool(cluster.get("dashboard")) or exposed,
         dashboard_host="0.0.0.0" if exposed else "127.0.0.1",
+        # Ray starts an idle worker per CPU for tasks to come, but Tune gives its trial actors a
+        # runtime environment of their own, so Ray never hands them those workers: on 2 CPUs,
+        # starting them delayed the first epoch by about 0.8 s.
+        _system_config=NO_IDLE_WORKERS,
     )
     return options
 

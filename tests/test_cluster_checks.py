@@ -153,11 +153,30 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_the_embedded_ray_is_shut_down_autoscaler_monitor_first_and_leaves_no_process():
+def _workers(pids: set[int]) -> list[int]:
+    """Those of `pids` that are Ray worker processes: `python .../default_worker.py`, which
+    renames itself ray::IDLE once started."""
+    found = []
+    for pid in pids:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[0] == b"ray::IDLE" or len(args) > 1 and args[1].endswith(b"default_worker.py"):
+            found.append(pid)
+    return found
+
+
+def test_the_embedded_ray_starts_no_idle_workers_and_leaves_no_process():
     before = _descendants(os.getpid())
-    with connect({"address": "local", "num_cpus": 1}):
+    with connect({"address": "local", "num_cpus": 2}):
         (monitor,) = embedded_autoscaler_monitors()  # Ray's internals it relies on are still there
         assert monitor.poll() is None
+        # Ray would start one idle worker per CPU within a second or two; Tune's actors never use them.
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert _workers(_descendants(os.getpid()) - before) == []
+            time.sleep(0.2)
         started = _descendants(os.getpid()) - before
     # Killed by hypersweep: Ray's own SIGTERM makes it wait a second and exit with 143.
     assert monitor.returncode == -signal.SIGKILL
