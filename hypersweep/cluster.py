@@ -163,7 +163,10 @@ def connect(cluster: dict) -> Iterator[str | None]:
     finally:
         for monitor in embedded_autoscaler_monitors():
             monitor.kill()
-            monitor.wait()
+            try:
+                monitor.wait(timeout=10)  # one stuck in a disk write is left to Ray's shutdown
+            except subprocess.TimeoutExpired:
+                pass
         ray.shutdown()
 
 
