@@ -114,7 +114,7 @@ def _init_options(cluster: dict) -> dict:
         dashboard_host="0.0.0.0" if exposed else "127.0.0.1",
         # Ray starts an idle worker per CPU for tasks to come, but Tune gives its trial actors a
         # runtime environment of their own, so Ray never hands them those workers: on 2 CPUs,
-        # starting them delayed the first epoch by about 0.8 s.
+        # starting them delayed the first epoch by 0.4-0.8 s.
         _system_config=NO_IDLE_WORKERS,
     )
     return options

@@ -41,7 +41,7 @@ def differences(saved: dict, new: dict, prefix: str = "") -> list[tuple[str, Any
     found = []
     for key in sorted(set(saved) | set(new)):
         path = f"{prefix}{key}"
-        old = saved.get(key, get_path(built_in_defaults(), path, ABSENT))
+        old = saved[key] if key in saved else get_path(built_in_defaults(), path, ABSENT)
         value = new.get(key, ABSENT)
         if isinstance(old, dict) and isinstance(value, dict):
             found += differences(old, value, path + ".")
