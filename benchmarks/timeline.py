@@ -72,10 +72,10 @@ def report(start: float, end: float, driver: int, rows: list[tuple]) -> None:
     if init:
         print(f"  {at(start)} -{at(init[0])}  Python, Hydra, the config, importing Ray")
         print(f"  {at(init[0])} -{at(init[1])}  ray.init: the embedded Ray starts "
-              f"({len(ray_own)} Python processes of its own and workers it keeps idle)")
+              f"({len(ray_own)} Python processes of its own)")
     if prepare:
-        print(f"  {at(prepare[0])} -{at(prepare[1])}  meanwhile, in a thread: importing Ray Tune, "
-              "the trainable and the search; loading the data set")
+        print(f"  {at(prepare[0])} -{at(prepare[1])}  meanwhile, in a thread of lower priority: "
+              "importing Ray Tune, the trainable and the search; loading the data set")
     if fit:
         print(f"  {at(fit[0])} -{at(fit[1])}  Tuner.fit")
     steps = [(pid, what, b, e) for pid, calls in by_trial_process.items() for what, b, e in calls]

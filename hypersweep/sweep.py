@@ -5,6 +5,8 @@ launch.py (Hydra) composes the config and calls `sweep`; tests call it directly 
 
 import os
 import signal
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from hypersweep.config import check_targets, validate
 
 EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
+PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is (Linux)
 
 
 def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
@@ -51,6 +54,30 @@ def _prepare(config: dict) -> Any:
     return load_data(config)
 
 
+def _lower_thread_priority(increment: int) -> None:
+    """Lower the calling thread's CPU priority (its nice value) by `increment`, not the process's.
+
+    Linux gives each thread a nice value of its own; elsewhere this does nothing. Threads and
+    processes the thread starts afterwards inherit the lower priority.
+    """
+    if sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + increment)
+    except OSError:  # a sandbox may refuse it; the sweep only starts a little later
+        pass
+
+
+def _prepare_in_background(config: dict) -> Any:
+    """`_prepare`, yielding the CPU to the embedded Ray's start, which takes longer and is what
+    the first trial waits for. On 2 cores Ray's start-up processes then run first: ray.init
+    returned 1.4 s sooner and the first epoch came 1 s sooner (with Ray imported before this
+    starts), while this still ended before ray.init."""
+    _lower_thread_priority(PREPARING_NICENESS)
+    return _prepare(config)
+
+
 def _start_preparing(config: dict) -> Callable[[], Any]:
     """Start `_prepare`; the returned function waits for its data set (or its ConfigError).
 
@@ -63,8 +90,11 @@ def _start_preparing(config: dict) -> Callable[[], Any]:
     if config["cluster"]["address"] != "local":
         data = _prepare(config)
         return lambda: data
+    # Ray itself first, so that ray.init does not wait for an interpreter the thread keeps busy.
+    import ray  # noqa: F401
+
     pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(_prepare, config)
+    future = pool.submit(_prepare_in_background, config)
     pool.shutdown(wait=False)  # the thread ends with its one task
     return future.result
 

@@ -4,15 +4,17 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import ray
 import torch
 
+from hypersweep import sweep as sweep_module
 from hypersweep.config import _defined_in_source, check_targets, validate
 from hypersweep.errors import ConfigError
-from hypersweep.sweep import sweep
+from hypersweep.sweep import PREPARING_NICENESS, sweep
 from tests.conftest import CONF, ROOT, run_launch
 from trainables.targets import build
 
@@ -249,6 +251,29 @@ def test_a_sweeps_driver_never_imports_torch(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "best trial" in done.stdout
     assert "driver imported: True True False" in done.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a CPU priority of its own on Linux only")
+@pytest.mark.parametrize(("cluster", "in_background"), [(("cluster=local",), True),
+                                                        (("cluster=remote", "cluster.address=auto"), False)])
+def test_the_embedded_ray_starts_ahead_of_the_preparing_thread(compose_config, monkeypatch, cluster,
+                                                               in_background):
+    seen = {}
+
+    def prepare(config: dict) -> str:  # what _prepare does is tested by every sweep; here: where
+        seen["thread"] = threading.get_native_id()
+        seen["niceness"] = os.getpriority(os.PRIO_PROCESS, seen["thread"])
+        return "data"
+
+    monkeypatch.setattr(sweep_module, "_prepare", prepare)
+    main = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, main)
+    wait = sweep_module._start_preparing(compose_config("experiment=smoke", *cluster))
+    assert wait() == "data"
+    assert (seen["thread"] != main) is in_background
+    expected = min(before + PREPARING_NICENESS, 19) if in_background else before
+    assert seen["niceness"] == expected
+    assert os.getpriority(os.PRIO_PROCESS, main) == before  # the driver itself keeps its priority
 
 
 def test_targets_are_found_in_their_source_or_else_imported(tmp_path: Path, monkeypatch):
