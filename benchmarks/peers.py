@@ -1,8 +1,9 @@
 """The default sweep against its peers: hypersweep, a plain Ray Tune script written the way Ray's
 docs show (function trainable, a fresh process per trial), and Optuna (TPE + Hyperband pruner,
 2 workers in one process). Each runs as a command of its own, timed from start to exit. Same
-data split, model, 7-dimensional space, seed and epoch budget (ASHA / Hyperband with rungs at 2,
-6 and 18 epochs, at most 20). Tools alternate within a seed.
+data split, model, 7-dimensional space, seed and epoch budget (rungs at 2, 6 and 18 epochs, at
+most 20: hypersweep's default sweep has Hyperband's three brackets, as Optuna's pruner has; the
+docs script uses Ray's ASHA as it comes, with one). Tools alternate within a seed.
 
     python benchmarks/peers.py --trials 32 --seeds 0 1 2 [--tools hypersweep optuna]
 

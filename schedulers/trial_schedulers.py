@@ -6,6 +6,7 @@ results still count at every rung, as any other trial's.
 """
 
 import math
+import random
 from typing import Any
 
 from hypersweep.errors import ConfigError
@@ -24,6 +25,21 @@ def asha_rungs(max_t: int, grace_period: int, reduction_factor: float) -> list[i
     """The iterations at which ASHA compares trials, as Ray's ASHA computes them."""
     count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1 + 1e-9)
     return [int(grace_period * reduction_factor**k) for k in range(count)]
+
+
+def asha_brackets(settings: dict) -> int:
+    """ASHA's brackets; a sweep saved before the setting existed has none, and ran with one."""
+    return settings.get("brackets", 1)
+
+
+def bracket_shares(brackets: int) -> list[float]:
+    """The share of trials that Ray's ASHA sends to each bracket, most aggressive first.
+
+    Bracket s has ASHA's rungs from the s-th on; Ray weighs a bracket by e^(its number of
+    rungs), so bracket s gets e^-s times the first's share.
+    """
+    weights = [math.exp(-s) for s in range(brackets)]
+    return [weight / sum(weights) for weight in weights]
 
 
 def check_scheduler(config: dict, dims: list[Dimension],
@@ -47,6 +63,10 @@ def check_scheduler(config: dict, dims: list[Dimension],
                               f"(the reports a trial makes), got {grace!r}")
         if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 1:
             raise ConfigError(f"scheduler.reduction_factor: needs a number > 1, got {factor!r}")
+        rungs, brackets = len(asha_rungs(max_t, grace, factor)), asha_brackets(settings)
+        if isinstance(brackets, bool) or not isinstance(brackets, int) or not 1 <= brackets <= rungs:
+            raise ConfigError(f"scheduler.brackets: needs a whole number from 1 to {rungs} (the "
+                              f"rungs ASHA has at these settings), got {brackets!r}")
         if not isinstance(settings.get("keep_baseline"), bool):
             raise ConfigError(f"scheduler.keep_baseline: needs true or false, "
                               f"got {settings.get('keep_baseline')!r}")
@@ -70,15 +90,23 @@ def build_asha(config: dict) -> Any:
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
     class BaselineASHA(ASHAScheduler):
-        """ASHA that never stops the baseline trial (the config's defaults) at a rung."""
+        """ASHA that never stops the baseline trial (the config's defaults) at a rung, and draws
+        each trial's bracket from the sweep's seed."""
 
-        def __init__(self, defaults: dict | None, **kwargs: Any):
+        def __init__(self, defaults: dict | None, seed: int, **kwargs: Any):
             super().__init__(**kwargs)
             self.defaults = defaults
             self.baseline: str | None = None
+            self.bracket_random = random.Random(seed)
 
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             super().on_trial_add(tune_controller, trial)
+            if len(self._brackets) > 1:
+                # Ray draws from numpy's global random state: the same sweep would stop other
+                # trials each time. Drawn in the order trials are added, as a resume adds them.
+                shares = bracket_shares(len(self._brackets))
+                bracket = self.bracket_random.choices(self._brackets, weights=shares)[0]
+                self._trial_info[trial.trial_id] = bracket
             # The first trial at the defaults is the one the sweep compares against. A resumed
             # sweep adds its trials again, in their order, and finds the same one.
             if self.baseline is None and self.defaults is not None \
@@ -100,6 +128,8 @@ def build_asha(config: dict) -> Any:
         max_t=max_iterations(config),
         grace_period=settings["grace_period"],
         reduction_factor=settings["reduction_factor"],
+        brackets=asha_brackets(settings),
+        seed=config["seed"],
     )
 
 
@@ -118,6 +148,11 @@ def describe_scheduler(config: dict) -> str:
     rungs = asha_rungs(max_iterations(config), settings["grace_period"],
                        settings["reduction_factor"])
     epochs = ", ".join(str(r * per_step) for r in rungs)
+    brackets = asha_brackets(settings)
+    if brackets > 1:
+        firsts = ", ".join(f"{rungs[s] * per_step} for {share:.0%}"
+                           for s, share in enumerate(bracket_shares(brackets)))
+        epochs += f"; {brackets} brackets (a trial's first rung: epoch {firsts} of the trials)"
     baseline = "; the defaults' trial trains in full" if settings["keep_baseline"] else ""
     return (f"asha (reduction factor {settings['reduction_factor']}; rungs at epochs {epochs}; "
             f"at most {config['train']['max_epochs']} epochs{baseline})")
@@ -126,16 +161,22 @@ def describe_scheduler(config: dict) -> str:
 def expected_trials_per_rung(config: dict, trials: int) -> list[tuple[int, float]]:
     """(epochs, trials expected to train that far) for each ASHA rung, then for the maximum.
 
-    ASHA keeps the best 1/reduction_factor of the trials at each rung; a trial stopped at a
-    rung trained exactly that far.
+    ASHA keeps the best 1/reduction_factor of the trials at each rung of their bracket (bracket
+    s has the rungs from the s-th on); a trial stopped at a rung trained exactly that far.
     """
     settings, per_step = config["scheduler"], config["train"]["epochs_per_step"]
     if settings["name"] != "asha":
         return [(config["train"]["max_epochs"], float(trials))]
-    rungs = asha_rungs(max_iterations(config), settings["grace_period"], settings["reduction_factor"])
-    stops = [rung for rung in rungs if rung < max_iterations(config)] + [max_iterations(config)]
-    return [(min(rung * per_step, config["train"]["max_epochs"]),
-             trials / settings["reduction_factor"] ** k) for k, rung in enumerate(stops)]
+    max_t, factor = max_iterations(config), settings["reduction_factor"]
+    rungs = [rung for rung in asha_rungs(max_t, settings["grace_period"], factor) if rung < max_t]
+    shares = bracket_shares(asha_brackets(settings))
+
+    def reaching(stop: int) -> float:  # trials passed every rung of their bracket before `stop`
+        return sum(share * trials / factor ** sum(rung < stop for rung in rungs[s:])
+                   for s, share in enumerate(shares))
+
+    return [(min(stop * per_step, config["train"]["max_epochs"]), reaching(stop))
+            for stop in [*rungs, max_t]]
 
 
 def estimated_epochs(config: dict, trials: int) -> float:

@@ -5,12 +5,12 @@ from schedulers.trial_schedulers import build_asha
 DEFAULT_LR = 0.001
 
 
-def _config(keep_baseline: bool) -> dict:
-    return {"optim": {"lr": DEFAULT_LR},
+def _config(keep_baseline: bool, brackets: int = 1, seed: int = 0) -> dict:
+    return {"optim": {"lr": DEFAULT_LR}, "seed": seed,
             "space": {"optim": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.1}}},
             "train": {"max_epochs": 8, "epochs_per_step": 1},
             "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2,
-                          "keep_baseline": keep_baseline}}
+                          "brackets": brackets, "keep_baseline": keep_baseline}}
 
 
 def _trial(trial_id: str, lr: float):
@@ -20,15 +20,15 @@ def _trial(trial_id: str, lr: float):
     return Trial("probe", config={**_config(True), "optim": {"lr": lr}}, stub=True, trial_id=trial_id)
 
 
-def _run_sweep(keep_baseline: bool) -> dict[str, int]:
-    """Eight trials in lockstep, each worse than the one before and the baseline (t0) the worst
+def _run_sweep(keep_baseline: bool, brackets: int = 1, seed: int = 0, count: int = 8) -> dict[str, int]:
+    """`count` trials in lockstep, each worse than the one before and the baseline (t0) the worst
     and last at every rung; the epochs each trained."""
     from ray.tune.schedulers import TrialScheduler
 
-    asha = build_asha(_config(keep_baseline))
+    asha = build_asha(_config(keep_baseline, brackets, seed))
     asha.set_search_properties("val_acc", "max")
-    lrs = [0.002 * (7 - i) for i in range(7)] + [DEFAULT_LR]
-    trials = [_trial(f"t{(i + 1) % 8}", lr) for i, lr in enumerate(lrs)]
+    lrs = [0.002 * (count - 1 - i) for i in range(count - 1)] + [DEFAULT_LR]
+    trials = [_trial(f"t{(i + 1) % count}", lr) for i, lr in enumerate(lrs)]
     for trial in trials:
         asha.on_trial_add(None, trial)
     epochs = {trial.trial_id: 0 for trial in trials}
@@ -60,3 +60,17 @@ def test_the_baseline_is_the_first_trial_at_the_defaults():
     for trial_id, lr in (("a", 0.01), ("b", DEFAULT_LR), ("c", DEFAULT_LR)):
         asha.on_trial_add(None, _trial(trial_id, lr))
     assert asha.baseline == "b", "the first trial at the defaults, and only it"
+
+
+def test_brackets_come_from_the_seed_and_spare_their_trials_the_earlier_rungs():
+    # Rungs at 1, 2, 4 and 8 epochs; with 3 brackets a trial's first rung is at 1, 2 or 4. In
+    # lockstep each trial is worse than all before it: the first in a bracket goes on, the
+    # others stop at the bracket's first rung.
+    runs = {seed: _run_sweep(keep_baseline=False, brackets=3, seed=seed, count=60) for seed in (0, 1)}
+    stopped = sorted(epochs for epochs in runs[0].values() if epochs < 8)
+    assert set(stopped) == {1, 2, 4} and len(stopped) == 57
+    assert stopped.count(1) > stopped.count(2) > stopped.count(4), "most go to the first bracket"
+    assert _run_sweep(keep_baseline=False, brackets=3, seed=0, count=60) == runs[0]
+    assert runs[1] != runs[0]
+    plain = _run_sweep(keep_baseline=False, brackets=1, count=60)
+    assert sorted(plain.values()) == [1] * 59 + [8]

@@ -1,5 +1,6 @@
 """The real conf/ tree: every preset and every group option composes, validates and builds."""
 
+import math
 import os
 import re
 import subprocess
@@ -102,6 +103,8 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["metric=accuracy"], "metric: 'accuracy' is not reported by TorchTrainable; use one of val_acc"),
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),
+        (["scheduler.brackets=4"], "scheduler.brackets: needs a whole number from 1 to 3 (the rungs ASHA "
+                                   "has at these settings), got 4"),
         (["search=grid"], "space.optim.lr: search=grid needs discrete dimensions"),
         (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net' (no module"),
         # The module exists, the name does not: found when the targets are imported (Ray stopped).
@@ -209,12 +212,21 @@ def test_an_unreachable_bucket_fails_in_one_line_and_leaves_no_folder_behind(tmp
 def test_estimated_epochs_follow_the_asha_rungs(compose_config):
     from schedulers.trial_schedulers import estimated_epochs, expected_trials_per_rung
 
-    config = compose_config()  # 20 epochs, grace 2, factor 3: rungs at 2, 6, 18
+    config = compose_config("scheduler.brackets=1")  # 20 epochs, grace 2, factor 3: rungs 2, 6, 18
     assert expected_trials_per_rung(config, 27) == [(2, 27), (6, 9), (18, 3), (20, 1)]
     # The baseline trains all 20 epochs; the 26 others go by the rungs.
     assert estimated_epochs(config, 27) == 20 + 2 * 26 + 4 * 26 / 3 + 12 * 26 / 9 + 2 * 26 / 27
-    no_baseline = compose_config("scheduler.keep_baseline=false")
+    no_baseline = compose_config("scheduler.brackets=1", "scheduler.keep_baseline=false")
     assert estimated_epochs(no_baseline, 27) == 2 * 27 + 4 * 9 + 12 * 3 + 2 * 1
+    # Three brackets: weights 1, 1/e, 1/e^2; the second bracket's trials skip the rung at 2
+    # epochs, the third's both rungs before 18.
+    shares = [1 / (1 + math.e**-1 + math.e**-2) * math.e**-s for s in range(3)]
+    per_bracket = [[27, 9, 3, 1], [27, 27, 9, 3], [27, 27, 27, 9]]
+    expected = [sum(share * reach[k] for share, reach in zip(shares, per_bracket, strict=True))
+                for k in range(4)]
+    brackets = compose_config("scheduler.brackets=3")
+    assert [epochs for epochs, _ in expected_trials_per_rung(brackets, 27)] == [2, 6, 18, 20]
+    assert [reaching for _, reaching in expected_trials_per_rung(brackets, 27)] == pytest.approx(expected)
     assert estimated_epochs(compose_config("scheduler=fifo"), 27) == 27 * 20
 
 
