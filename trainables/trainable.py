@@ -18,7 +18,7 @@ import json
 import math
 import os
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
@@ -31,7 +31,9 @@ from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import lr_factor
 from trainables.recovery import furthest_replacement
 from trainables.targets import build
-from trainables.tensorboard import NoBoard, TrialBoard
+
+if TYPE_CHECKING:
+    from trainables.tensorboard import NoBoard, TrialBoard
 
 CHECKPOINT_FILE = "state.pt"
 LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
@@ -154,6 +156,9 @@ class TorchTrainable(tune.Trainable):
         self.since_best = 0  # reports since the metric last improved (early-stopping patience)
         self.last_train_loss = math.nan
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
+        # Imported here, as the learner is: the driver would spend 0.15 s on TensorBoard's.
+        from trainables.tensorboard import NoBoard, TrialBoard
+
         run = join(experiment_location(config), "tensorboard", self.trial_id)
         if is_uri(run):  # written here, in the trial's working directory, and uploaded
             logdir, upload_to = os.path.join(self.logdir, "tensorboard", self.trial_id), run
