@@ -27,9 +27,13 @@ def asha_rungs(max_t: int, grace_period: int, reduction_factor: float) -> list[i
     return [int(grace_period * reduction_factor**k) for k in range(count)]
 
 
-def asha_brackets(settings: dict) -> int:
-    """ASHA's brackets; a sweep saved before the setting existed has none, and ran with one."""
-    return settings.get("brackets", 1)
+def asha_brackets(config: dict) -> int:
+    """The brackets ASHA runs: scheduler.brackets, at most one per rung (a bracket starts at a
+    rung), so that fewer epochs leave a sweep fewer brackets rather than an error. A sweep saved
+    before the setting existed has none, and ran with one."""
+    settings = config["scheduler"]
+    rungs = asha_rungs(max_iterations(config), settings["grace_period"], settings["reduction_factor"])
+    return min(settings.get("brackets", 1), len(rungs))
 
 
 def bracket_shares(brackets: int) -> list[float]:
@@ -63,10 +67,10 @@ def check_scheduler(config: dict, dims: list[Dimension],
                               f"(the reports a trial makes), got {grace!r}")
         if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 1:
             raise ConfigError(f"scheduler.reduction_factor: needs a number > 1, got {factor!r}")
-        rungs, brackets = len(asha_rungs(max_t, grace, factor)), asha_brackets(settings)
-        if isinstance(brackets, bool) or not isinstance(brackets, int) or not 1 <= brackets <= rungs:
-            raise ConfigError(f"scheduler.brackets: needs a whole number from 1 to {rungs} (the "
-                              f"rungs ASHA has at these settings), got {brackets!r}")
+        brackets = settings.get("brackets", 1)
+        if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
+            raise ConfigError(f"scheduler.brackets: needs a whole number >= 1 (1: plain ASHA), "
+                              f"got {brackets!r}")
         if not isinstance(settings.get("keep_baseline"), bool):
             raise ConfigError(f"scheduler.keep_baseline: needs true or false, "
                               f"got {settings.get('keep_baseline')!r}")
@@ -128,7 +132,7 @@ def build_asha(config: dict) -> Any:
         max_t=max_iterations(config),
         grace_period=settings["grace_period"],
         reduction_factor=settings["reduction_factor"],
-        brackets=asha_brackets(settings),
+        brackets=asha_brackets(config),
         seed=config["seed"],
     )
 
@@ -148,7 +152,7 @@ def describe_scheduler(config: dict) -> str:
     rungs = asha_rungs(max_iterations(config), settings["grace_period"],
                        settings["reduction_factor"])
     epochs = ", ".join(str(r * per_step) for r in rungs)
-    brackets = asha_brackets(settings)
+    brackets = asha_brackets(config)
     if brackets > 1:
         firsts = ", ".join(f"{rungs[s] * per_step} for {share:.0%}"
                            for s, share in enumerate(bracket_shares(brackets)))
@@ -169,7 +173,7 @@ def expected_trials_per_rung(config: dict, trials: int) -> list[tuple[int, float
         return [(config["train"]["max_epochs"], float(trials))]
     max_t, factor = max_iterations(config), settings["reduction_factor"]
     rungs = [rung for rung in asha_rungs(max_t, settings["grace_period"], factor) if rung < max_t]
-    shares = bracket_shares(asha_brackets(settings))
+    shares = bracket_shares(asha_brackets(config))
 
     def reaching(stop: int) -> float:  # trials passed every rung of their bracket before `stop`
         return sum(share * trials / factor ** sum(rung < stop for rung in rungs[s:])

@@ -103,8 +103,7 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["metric=accuracy"], "metric: 'accuracy' is not reported by TorchTrainable; use one of val_acc"),
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),
-        (["scheduler.brackets=4"], "scheduler.brackets: needs a whole number from 1 to 3 (the rungs ASHA "
-                                   "has at these settings), got 4"),
+        (["scheduler.brackets=0"], "scheduler.brackets: needs a whole number >= 1 (1: plain ASHA), got 0"),
         (["search=grid"], "space.optim.lr: search=grid needs discrete dimensions"),
         (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net' (no module"),
         # The module exists, the name does not: found when the targets are imported (Ray stopped).
@@ -227,6 +226,11 @@ def test_estimated_epochs_follow_the_asha_rungs(compose_config):
     brackets = compose_config("scheduler.brackets=3")
     assert [epochs for epochs, _ in expected_trials_per_rung(brackets, 27)] == [2, 6, 18, 20]
     assert [reaching for _, reaching in expected_trials_per_rung(brackets, 27)] == pytest.approx(expected)
+    # Fewer epochs, fewer rungs: 5 epochs leave one rung (at 2), so one bracket, not an error.
+    short = compose_config("scheduler.brackets=3", "train.max_epochs=5")
+    validate(short)
+    assert expected_trials_per_rung(short, 27) == expected_trials_per_rung(
+        compose_config("scheduler.brackets=1", "train.max_epochs=5"), 27) == [(2, 27), (5, 9)]
     assert estimated_epochs(compose_config("scheduler=fifo"), 27) == 27 * 20
 
 
