@@ -73,7 +73,7 @@ def _prepare_in_background(config: dict) -> Any:
     """`_prepare`, yielding the CPU to the embedded Ray's start, which takes longer and is what
     the first trial waits for. On 2 cores Ray's start-up processes then run first: ray.init
     returned 1.4 s sooner and the first epoch came 1 s sooner (with Ray imported before this
-    starts), and this ended at most 0.5 s after ray.init."""
+    starts); this now sometimes ends after ray.init, by up to 0.9 s in the runs measured."""
     _lower_thread_priority(PREPARING_NICENESS)
     return _prepare(config)
 
