@@ -87,6 +87,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     """Run the sweep (or resume it) until it ends or is interrupted (Ctrl-C, SIGTERM)."""
     from ray import tune
 
+    from hypersweep.actor_reuse import starting_actors_kept
+
     # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
     # reports; Ray's own loggers would add a second TensorBoard copy and lose reports.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
@@ -141,7 +143,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
                 verbose=0,
             ),
         )
-    with _standing_in(path), _without_result_tables():
+    with _standing_in(path), _without_result_tables(), starting_actors_kept():
         tuner.fit()
     if is_uri(location):
         storage.pull(location)  # what Ray uploaded last: its snapshot and the trials' results
