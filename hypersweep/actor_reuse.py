@@ -9,7 +9,9 @@ ever started, and Ray started and threw away a process every few trials (Ray's o
 describes the race, and turned reuse off by default for it).
 
 hypersweep hands a free actor to a staged trial still waiting for resources instead, so the
-process being started lives on and runs its own trial.
+process being started lives on and runs its own trial. When no trial waits for resources (near
+the end of a sweep), Ray's choice stands: the free actor runs the trial at once rather than idle
+until the new process is up.
 """
 
 from collections.abc import Iterator
