@@ -12,11 +12,13 @@ START_SECONDS = 0.5  # the k-th process to start takes k times this to set up
 
 
 class SlowToStart(tune.Trainable):
-    """Each process claims the next number in config["claims"] (a directory) when it is set up,
-    so the claims count the processes started; each trial sleeps briefly and reports its pid."""
+    """Each process claims the next number in a directory when it is set up, so the claims count
+    the processes started; each trial sleeps briefly and reports its pid. The directory is
+    config["claims"], or in a hypersweep sweep `claims` beside the experiment."""
 
     def setup(self, config: dict, data=None):
-        claims = Path(config["claims"])
+        claims = Path(config.get("claims") or Path(config["storage_path"]) / config["name"] / "claims")
+        claims.mkdir(parents=True, exist_ok=True)
         order = 0
         while True:
             try:
@@ -31,7 +33,7 @@ class SlowToStart(tune.Trainable):
 
     def step(self) -> dict:
         time.sleep(TRIAL_SECONDS)
-        return {"pid": os.getpid(), "done": True}
+        return {"pid": os.getpid(), "val_acc": 0.5, "epoch": 1, "done": True}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         pass

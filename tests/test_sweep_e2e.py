@@ -134,3 +134,18 @@ def test_the_console_script_runs_launch(tmp_path):
                           text=True)
     assert done.returncode == 0, done.stderr
     assert "name: smoke" in done.stdout
+
+
+def test_a_sweep_runs_a_trial_in_every_process_ray_starts_and_wastes_none(tmp_path):
+    # Processes that are ever slower to start, short trials: Ray Tune's own controller threw
+    # away starting processes (tests/test_experiment.py); the sweep keeps them all.
+    done = run_launch("experiment=smoke", "search=random", "scheduler=fifo", "num_samples=40",
+                      "trainable=tests.slow_start.SlowToStart", "cluster.num_cpus=3", "name=slow",
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    experiment = tmp_path / "runs" / "slow"
+    rows = [json.loads(line) for path in experiment.glob("trial_*/result.json")
+            for line in path.read_text().splitlines()]
+    assert len(rows) == 40
+    assert len({row["pid"] for row in rows}) == 3, "each of the 3 slots ran trials"
+    assert len(list((experiment / "claims").iterdir())) == 3, "no process was started and thrown away"
