@@ -16,9 +16,14 @@ until the new process is up.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ray.tune.execution import tune_controller
+
+if TYPE_CHECKING:
+    from ray.air.execution._internal.tracked_actor import TrackedActor
+    from ray.tune.execution.placement_groups import PlacementGroupFactory
+    from ray.tune.experiment import Trial
 
 _RayTuneController = tune_controller.TuneController
 
@@ -26,7 +31,9 @@ _RayTuneController = tune_controller.TuneController
 class TuneController(_RayTuneController):
     """Ray Tune's controller, with free actors given first to trials still waiting for resources."""
 
-    def _maybe_reuse_cached_actor(self, trial: Any) -> bool:
+    def _maybe_reuse_cached_actor(self, trial: "Trial") -> bool:
+        """Ray's reuse, except that a trial whose own process is starting keeps it, and a trial
+        still waiting for resources takes the free actor; False then (`trial` did not take it)."""
         own_actor = self._trial_to_actor.get(trial)
         if own_actor is not None and self._is_starting(own_actor):
             waiting = self._staged_trial_waiting_for_resources(trial.placement_group_factory)
@@ -37,11 +44,12 @@ class TuneController(_RayTuneController):
                 return False
         return super()._maybe_reuse_cached_actor(trial)
 
-    def _is_starting(self, actor: Any) -> bool:
+    def _is_starting(self, actor: "TrackedActor") -> bool:
         """Whether Ray granted the actor's resources and is starting its process."""
+        # Ray's actor manager calls an actor "started" once it has its resources and was created.
         return self._actor_manager.is_actor_started(actor) and actor not in self._started_actors
 
-    def _staged_trial_waiting_for_resources(self, resources: Any) -> Any | None:
+    def _staged_trial_waiting_for_resources(self, resources: "PlacementGroupFactory") -> "Trial | None":
         """A staged trial of these resources whose actor is only requested, if there is one."""
         for trial in self._staged_trials:
             actor = self._trial_to_actor.get(trial)
