@@ -5,8 +5,8 @@ trial's actor becomes free, hands that actor to the first staged trial, removing
 trial had requested. If Ray has already granted that request, its process is being started, and
 removing it wastes the start. When starting a process takes longer than a trial (short trials, a
 busy node), this repeats without end: on a simulated 16-CPU cluster of 1-s trials only 8 actors
-ever started, and Ray started and threw away a process every few trials (Ray's own PR #42951
-describes the race, and turned reuse off by default for it).
+ever started, and Ray started and threw away about one process every ten trials (Ray's own PR
+#42951 describes the race, and turned reuse off by default for it).
 
 hypersweep hands a free actor to a staged trial still waiting for resources instead, so the
 process being started lives on and runs its own trial. When no trial waits for resources (near
