@@ -1,18 +1,13 @@
 """A real S3 API on 127.0.0.1 (moto's server) for tests of experiments kept in a bucket."""
 
 import logging
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.ports import free_port
+
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -25,7 +20,7 @@ def s3_bucket(bucket: str = "sweeps") -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ray_cluster import free_port
+from tests.ports import free_port
 from tests.test_resume import _read_until_progress, _start, _stop_session
 
 FAULTY = ("experiment=smoke", "num_samples=8", "train.max_epochs=3", "max_failures=0",
