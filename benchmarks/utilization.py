@@ -34,8 +34,8 @@ def peak_rss_mib(pid: int) -> float | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
+    line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return None if line is None else int(line.split()[1]) / 1024  # None: exited, not yet reaped
 
 
 def sweep(args: list[str], cwd: str, env: dict) -> tuple[float, float]:
