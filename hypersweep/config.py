@@ -134,6 +134,20 @@ def _check_uri(uri: str) -> None:
                           f"GOOGLE_APPLICATION_CREDENTIALS)")
 
 
+def _live_settings(config: dict) -> tuple[str, ...] | None:
+    """What the trainable can change mid-training, where PBT needs to know (None: undeclared).
+
+    The shipped trainable's are known without importing it. A user's own trainable is imported
+    to ask only for PBT or a replayed PBT schedule: importing it means importing Ray Tune (about
+    a second), which any other sweep does later, in the thread that runs while Ray starts.
+    """
+    if config["trainable"] == DEFAULT_TRAINABLE:
+        return LIVE_SETTINGS
+    if config["scheduler"]["name"] != "pbt" and not config.get("pbt_schedule"):
+        return None
+    return getattr(_import("trainable", config), "LIVE_SETTINGS", None)
+
+
 def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     """Check the whole config and return the search space's dimensions.
 
@@ -158,10 +172,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
                           "sweep per data set (python launch.py -m data=digits,...)")
     dims = parse_space(config)
     check_search(config, dims)
-    # The shipped trainable's live settings are known without importing it (torch, Ray): the
-    # checks above and these stay fast; only a user's own trainable is imported to ask.
-    trainable = None if config["trainable"] == DEFAULT_TRAINABLE else _import("trainable", config)
-    live_settings = LIVE_SETTINGS if trainable is None else getattr(trainable, "LIVE_SETTINGS", None)
+    live_settings = _live_settings(config)
     check_scheduler(config, dims, live_settings)
     _check_pbt_schedule(config, live_settings)
     for key in TARGET_KEYS:

@@ -3,6 +3,7 @@
 launch.py (Hydra) composes the config and calls `sweep`; tests call it directly too.
 """
 
+import importlib
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hypersweep.config import check_targets, validate
+from schedulers.searchers import search_module
 
 EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
 PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is (Linux)
@@ -47,9 +49,9 @@ def _prepare(config: dict) -> Any:
     # import made then.
     import hypersweep.progress  # noqa: F401
     import hypersweep.result_log  # noqa: F401
-    import schedulers.conditional  # noqa: F401
     from hypersweep.experiment import load_data
 
+    importlib.import_module(search_module(config["search"]["name"]))
     check_targets(config)
     return load_data(config)
 

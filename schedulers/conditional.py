@@ -1,4 +1,4 @@
-"""Search algorithms that draw a conditional dimension only for the trials where it matters.
+"""hyperopt's TPE drawing a conditional dimension only for the trials where it matters.
 
 hyperopt gets its own search space built from `space`. Ray's conversion makes a flat space,
 where TPE draws `optim.momentum` for every trial and learns from values that Adam trials never
@@ -8,9 +8,7 @@ those alone. A dimension allowed in several branches gets one label per branch.
 
 A branch is a dict: {"__value__": the choice's value, "<child path>": child expression, ...}.
 
-Random search draws every dimension independently, so drawing a conditional one only where its
-condition holds is the same as drawing it always and putting the default back elsewhere, which
-`ActiveOnlyVariants` does before the trial is created: the trial's config is what it trains with.
+Random and grid search need no such space: see active_variants.py.
 """
 
 import math
@@ -18,11 +16,14 @@ from typing import Any
 
 from hyperopt import hp
 from hyperopt.pyll import scope
-from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.hyperopt import HyperOptSearch
 
 from hypersweep.dotted import get_path, nested
-from schedulers.space import Dimension, parent_of, with_inactive_defaults
+from schedulers.active_variants import ActiveOnlyVariants  # noqa: F401  (see below)
+from schedulers.space import Dimension, parent_of
+
+# ActiveOnlyVariants lived here: the Tuner that experiments saved before it moved pickled it by
+# this module's name, and resuming them unpickles it from here.
 
 _VALUE = "__value__"
 
@@ -115,12 +116,3 @@ class ConditionalHyperOptSearch(HyperOptSearch):
         sample = super().suggest(trial_id)
         return None if sample is None else nested(flatten_sample(sample))
 
-
-class ActiveOnlyVariants(BasicVariantGenerator):
-    """Ray's random (and grid) search, with inactive conditional values back at their defaults."""
-
-    def next_trial(self) -> Any:
-        trial = super().next_trial()
-        if trial is not None:
-            trial.set_config(with_inactive_defaults(trial.config))
-        return trial

@@ -8,6 +8,12 @@ from schedulers.space import Dimension, baseline_point, tuned_parents
 SEARCHES = ("hyperopt", "random", "grid")
 
 
+def search_module(name: str) -> str:
+    """The module of the search algorithm that `search.name` NAME runs: importing it imports Ray
+    Tune, and hyperopt for TPE only."""
+    return "schedulers.conditional" if name == "hyperopt" else "schedulers.active_variants"
+
+
 def check_search(config: dict, dims: list[Dimension]) -> None:
     """Refuse search settings that cannot work with this space, before Ray starts."""
     name = config["search"].get("name")
@@ -48,15 +54,10 @@ def build_search(config: dict, dims: list[Dimension]) -> Any:
     hyperopt gets its own space (the Tuner's param_space then holds no domains): see
     schedulers/conditional.py for why.
     """
-    from schedulers.conditional import (
-        ActiveOnlyVariants,
-        ConditionalHyperOptSearch,
-        hyperopt_point,
-        hyperopt_space,
-    )
-
     baseline = baseline_point(config, dims)
     if config["search"]["name"] == "hyperopt":
+        from schedulers.conditional import ConditionalHyperOptSearch, hyperopt_point, hyperopt_space
+
         return ConditionalHyperOptSearch(
             space=hyperopt_space(dims),
             metric=config["metric"],
@@ -65,4 +66,6 @@ def build_search(config: dict, dims: list[Dimension]) -> Any:
             n_initial_points=config["search"].get("n_initial_points", 8),
             random_state_seed=config["seed"],
         )
+    from schedulers.active_variants import ActiveOnlyVariants
+
     return ActiveOnlyVariants(points_to_evaluate=[baseline], random_state=config["seed"])

@@ -132,3 +132,12 @@ def test_a_trial_trains_with_the_default_of_every_inactive_value(tmp_path, searc
             assert used["momentum"] == defaults["optim.momentum"]
         if used["schedule"] == "none":
             assert used["warmup_epochs"] == defaults["optim.warmup_epochs"]
+
+
+def test_an_experiment_saved_when_random_search_lived_in_conditional_still_unpickles_it():
+    # Its tuner.pkl names the class by the module it lived in then; resuming unpickles it.
+    import pickle
+
+    from schedulers.active_variants import ActiveOnlyVariants
+
+    assert pickle.loads(b"cschedulers.conditional\nActiveOnlyVariants\n.") is ActiveOnlyVariants

@@ -254,21 +254,23 @@ def test_help_and_config_errors_import_neither_torch_nor_ray(tmp_path: Path, arg
     assert not imported & {"torch", "ray"}, "these paths must stay fast (issue: start-up under 2 s)"
 
 
-def test_a_sweeps_driver_never_imports_torch_or_tensorboard(tmp_path: Path):
-    # Both are for the trial processes: in the driver torch cost ~1 s of start-up and 180 MiB,
-    # TensorBoard's writing side 0.15 s.
+@pytest.mark.parametrize(("search", "imports_hyperopt"), [("hyperopt", True), ("random", False)])
+def test_a_sweeps_driver_never_imports_torch_or_tensorboard_nor_hyperopt_unless_tpe(
+        tmp_path: Path, search: str, imports_hyperopt: bool):
+    # Torch and TensorBoard are for the trial processes: in the driver torch cost ~1 s of start-up
+    # and 180 MiB, TensorBoard's writing side 0.15 s; hyperopt is 0.7 s that only TPE needs.
     script = ("import atexit, runpy, sys\n"
               "atexit.register(lambda: print('driver imported:', 'ray.tune' in sys.modules, "
               "'trainables.trainable' in sys.modules, 'torch' in sys.modules, "
-              "'tensorboard' in sys.modules))\n"
+              "'tensorboard' in sys.modules, 'hyperopt' in sys.modules))\n"
               f"sys.argv = [{str(ROOT / 'launch.py')!r}, 'experiment=smoke', 'num_samples=2', "
-              "'train.max_epochs=1']\n"
+              f"'train.max_epochs=1', 'search={search}']\n"
               "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "best trial" in done.stdout
-    assert "driver imported: True True False False" in done.stdout
+    assert f"driver imported: True True False False {imports_hyperopt}" in done.stdout
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread has a CPU priority of its own on Linux only")
@@ -307,3 +309,19 @@ def test_targets_are_found_in_their_source_or_else_imported(tmp_path: Path, monk
     check_targets(config)  # `dynamic` only exists once the module runs: imported, and found
     with pytest.raises(ConfigError, match="model._target_: cannot import 'made_here.Missing'"):
         check_targets({**config, "model": {"_target_": "made_here.Missing"}})
+
+
+def test_a_users_trainable_is_imported_by_validation_only_when_pbt_asks_what_it_can_change(
+        compose_config, tmp_path: Path, monkeypatch):
+    # Importing a trainable imports Ray Tune (about a second); any other sweep imports it later,
+    # in the thread that runs while Ray starts.
+    (tmp_path / "own_trainable.py").write_text("class Own:\n    LIVE_SETTINGS = ('optim.momentum',)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "own_trainable", raising=False)
+    validate(compose_config("trainable=own_trainable.Own"), import_targets=False)
+    assert "own_trainable" not in sys.modules
+    pbt = compose_config("trainable=own_trainable.Own", "scheduler=pbt", "search=random")
+    with pytest.raises(ConfigError, match=r"scheduler.mutable: optim.lr cannot change during training "
+                                          r"\(the trainable can change optim.momentum\)"):
+        validate(pbt, import_targets=False)
+    assert "own_trainable" in sys.modules
