@@ -19,11 +19,11 @@ from hyperopt.pyll import scope
 from ray.tune.search.hyperopt import HyperOptSearch
 
 from hypersweep.dotted import get_path, nested
-from schedulers.active_variants import ActiveOnlyVariants  # noqa: F401  (see below)
-from schedulers.space import Dimension, parent_of
 
-# ActiveOnlyVariants lived here: the Tuner that experiments saved before it moved pickled it by
-# this module's name, and resuming them unpickles it from here.
+# Experiments saved while ActiveOnlyVariants lived here name it by this module in their pickled
+# Tuner; resuming them unpickles it from here.
+from schedulers.active_variants import ActiveOnlyVariants  # noqa: F401
+from schedulers.space import Dimension, parent_of
 
 _VALUE = "__value__"
 

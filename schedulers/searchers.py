@@ -9,7 +9,7 @@ SEARCHES = ("hyperopt", "random", "grid")
 
 
 def search_module(name: str) -> str:
-    """The module of the search algorithm that `search.name` NAME runs: importing it imports Ray
+    """The module that holds the search algorithm `search.name` names; importing it imports Ray
     Tune, and hyperopt for TPE only."""
     return "schedulers.conditional" if name == "hyperopt" else "schedulers.active_variants"
 
