@@ -8,7 +8,6 @@ token anywhere: not into the config, the logs or the experiment directory.
 import logging
 import os
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -110,7 +109,7 @@ def _init_options(cluster: dict) -> dict:
     options.update(
         num_cpus=cluster.get("num_cpus"),
         num_gpus=cluster.get("num_gpus"),
-        include_dashboard=bool(cluster.get("dashboard")) or exposed,
+        include_dashboard=_dashboard_on(cluster),
         dashboard_host="0.0.0.0" if exposed else "127.0.0.1",
         # Ray starts an idle worker per CPU for tasks to come, but Tune gives its trial actors a
         # runtime environment of their own, so Ray never hands them those workers: on 2 CPUs,
@@ -118,6 +117,47 @@ def _init_options(cluster: dict) -> dict:
         _system_config=NO_IDLE_WORKERS,
     )
     return options
+
+
+# Ray's head node starts these besides the GCS, the raylet and its two agents, and a sweep on the
+# embedded Ray uses none of them: the autoscaler monitor (one machine autoscales nothing) and the
+# log monitor (it forwards the workers' output to drivers that ask for it, and hypersweep's driver
+# does not: log_to_driver=False). Together 1.2 CPU-s of a start-up that is CPU-bound on 2 cores.
+UNUSED_HEAD_PROCESSES = ("start_monitor", "start_log_monitor")
+# With the dashboard off, Ray's API server only reports Ray's usage statistics, and ray.init
+# waits for it to publish its address (1.1 CPU-s).
+DASHBOARD_PROCESSES = ("start_api_server",)
+
+
+@contextmanager
+def _only_what_a_sweep_uses(cluster: dict) -> Iterator[None]:
+    """While ray.init starts the embedded Ray: leave out the head node's processes it never uses.
+
+    Ray's node start-up is private: these are methods of its Node class, which this context makes
+    do nothing. A Ray that lacks one starts that process as before (a test checks they are found).
+    """
+    if cluster["address"] != "local":
+        yield
+        return
+    from ray._private.node import Node
+
+    unused = UNUSED_HEAD_PROCESSES + (() if _dashboard_on(cluster) else DASHBOARD_PROCESSES)
+    originals = {name: Node.__dict__[name] for name in unused if name in Node.__dict__}
+    for name in originals:
+        setattr(Node, name, _start_nothing)
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(Node, name, method)
+
+
+def _start_nothing(node: object, *args: object, **kwargs: object) -> None:
+    """Stands in for a Node method that starts a process nobody uses."""
+
+
+def _dashboard_on(cluster: dict) -> bool:
+    return bool(cluster.get("dashboard")) or bool(cluster.get("expose_dashboard"))
 
 
 @contextmanager
@@ -140,7 +180,7 @@ def connect(cluster: dict) -> Iterator[str | None]:
     try:
         for attempt in range(1, attempts + 1):
             try:
-                with _stderr_captured() as logged:
+                with _stderr_captured() as logged, _only_what_a_sweep_uses(cluster):
                     context = ray.init(**_init_options(cluster))
                 break
             except ConnectionError as err:
@@ -161,35 +201,7 @@ def connect(cluster: dict) -> Iterator[str | None]:
     try:
         yield os.path.join(session, "logs") if session else None
     finally:
-        for monitor in embedded_autoscaler_monitors():
-            monitor.kill()
-            try:
-                monitor.wait(timeout=10)  # one stuck in a disk write is left to Ray's shutdown
-            except subprocess.TimeoutExpired:
-                pass
         ray.shutdown()
-
-
-def embedded_autoscaler_monitors() -> list[subprocess.Popen]:
-    """The autoscaler monitor of the Ray this process started (none when it joined a cluster).
-
-    ray.shutdown stops Ray's processes one by one, giving each up to 1 s to exit after SIGTERM,
-    and stops the GCS before the monitor. The monitor answers SIGTERM by reporting its own end to
-    the GCS, so it always takes the whole second, which was most of the shutdown (1.3 s) of every
-    sweep. An embedded Ray autoscales nothing and its monitor holds no state, so hypersweep kills
-    it first; the rest shut down as Ray does it. Ray's internals may move: then this finds none
-    and Ray's own shutdown does it all (tests check that it finds the monitor).
-    """
-    try:
-        from ray._private import ray_constants, worker
-
-        node = worker._global_node
-        if node is None or not node.is_head():
-            return []
-        infos = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])
-        return [info.process for info in infos]
-    except (ImportError, AttributeError):
-        return []
 
 
 def alive_nodes() -> list[dict]:

@@ -2,14 +2,13 @@
 
 import os
 import shlex
-import signal
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hypersweep.cluster import _init_options, connect, embedded_autoscaler_monitors, is_loopback
+from hypersweep.cluster import DASHBOARD_PROCESSES, UNUSED_HEAD_PROCESSES, _init_options, connect, is_loopback
 from hypersweep.config import validate
 from hypersweep.errors import ClusterError
 from hypersweep.preflight import check_resources, check_storage, filesystem_type, trial_request
@@ -167,21 +166,45 @@ def _workers(pids: set[int]) -> list[int]:
     return found
 
 
-def test_the_embedded_ray_starts_no_idle_workers_and_leaves_no_process():
+def _ray_scripts(pids: set[int]) -> set[str]:
+    """The file names of the Python scripts that `pids` run (Ray's own processes)."""
+    scripts = set()
+    for pid in pids:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        scripts |= {Path(arg.decode()).name for arg in args if arg.endswith(b".py")}
+    return scripts
+
+
+def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no_process():
+    from ray._private.node import Node
+
+    # Ray's internals that hypersweep turns off are still there (else Ray would start them again).
+    assert all(name in Node.__dict__ for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES)
+    originals = {name: Node.__dict__[name] for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES}
     before = _descendants(os.getpid())
     with connect({"address": "local", "num_cpus": 2}):
-        (monitor,) = embedded_autoscaler_monitors()  # Ray's internals it relies on are still there
-        assert monitor.poll() is None
+        started = _descendants(os.getpid()) - before
+        scripts = _ray_scripts(started)
+        assert {"monitor.py", "log_monitor.py", "dashboard.py"}.isdisjoint(scripts)
+        assert {name: Node.__dict__[name] for name in originals} == originals  # Ray's own again
         # Ray would start one idle worker per CPU within a second or two; Tune's actors never use them.
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             assert _workers(_descendants(os.getpid()) - before) == []
             time.sleep(0.2)
         started = _descendants(os.getpid()) - before
-    # Killed by hypersweep: Ray's own SIGTERM makes it wait a second and exit with 143.
-    assert monitor.returncode == -signal.SIGKILL
-    assert embedded_autoscaler_monitors() == []
     deadline = time.monotonic() + 10
     while any(map(_running, started)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(started) >= 4 and not [pid for pid in started if _running(pid)]
+
+
+def test_the_embedded_ray_starts_its_dashboard_when_asked():
+    before = _descendants(os.getpid())
+    with connect({"address": "local", "num_cpus": 1, "dashboard": True}):
+        scripts = _ray_scripts(_descendants(os.getpid()) - before)
+    assert "dashboard.py" in scripts
+    assert {"monitor.py", "log_monitor.py"}.isdisjoint(scripts)
