@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hypersweep.resume import write_json
+from hypersweep.snapshot import snapshot_trials
 from schedulers.pbt import read_lineage
 from schedulers.space import tuned_values
 
@@ -103,12 +104,10 @@ def load_records(experiment: str, config: dict) -> list[TrialRecord]:
     snapshots = sorted(glob.glob(os.path.join(experiment, "experiment_state-*.json")))
     if not snapshots:
         return []
-    with open(snapshots[-1]) as handle:
-        state = json.load(handle)
     starts = {event["trial_id"]: event["tuned"] for event in read_lineage(experiment)
               if event["event"] == "start"}
-    records = [_record(json.loads(trial), json.loads(meta), experiment, config, starts)
-               for trial, meta in state["trial_data"]]
+    records = [_record(trial, meta, experiment, config, starts)
+               for trial, meta in snapshot_trials(snapshots[-1])]
     return sorted(records, key=lambda record: record.trial_id)
 
 
