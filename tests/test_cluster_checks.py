@@ -186,8 +186,7 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
     originals = {name: Node.__dict__[name] for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES}
     before = _descendants(os.getpid())
     with connect({"address": "local", "num_cpus": 2}):
-        started = _descendants(os.getpid()) - before
-        scripts = _ray_scripts(started)
+        scripts = _ray_scripts(_descendants(os.getpid()) - before)
         assert {"monitor.py", "log_monitor.py", "dashboard.py"}.isdisjoint(scripts)
         assert {name: Node.__dict__[name] for name in originals} == originals  # Ray's own again
         # Ray would start one idle worker per CPU within a second or two; Tune's actors never use them.
