@@ -25,7 +25,8 @@ UNRESOLVED_CONFIG = "_Trial__unresolved_config"
 
 
 class TrimFinishedTrials(Callback):
-    """Trims each trial as it ends (completed or stopped early; a failed trial may be retried)."""
+    """Trims each trial that ends (finished or stopped early). A failed trial is left whole: a
+    resume may retry it."""
 
     def __init__(self) -> None:
         self.reference: dict | None = None  # the first ended trial's config: the shared parts
