@@ -41,7 +41,7 @@ def trim(trial: Any, reference: dict) -> None:
     """Drop what `trial` held only while running, and share its config's parts equal to
     `reference`'s. Attributes this Ray does not have are left alone."""
     metadata = trial.run_metadata
-    metadata.metric_n_steps = {}  # setting an attribute clears its cached JSON
+    metadata.metric_n_steps = {}
     # Ray's Trial.last_result puts the trial's own config back in, by reference.
     metadata.last_result.pop("config", None)
     manager = metadata.checkpoint_manager
@@ -51,11 +51,11 @@ def trim(trial: Any, reference: dict) -> None:
         for result in kept:
             if result is not None and isinstance(result.metrics, dict):
                 result.metrics.pop("config", None)
-    metadata.invalidate_cache()
+    metadata.invalidate_cache()  # its cached JSON, which the next snapshot writes
+    # The trial's own cached JSON stays right: its config reads the same, only shared.
     trial.config = share_equal_parts(trial.config, reference)
     if identical(getattr(trial, UNRESOLVED_CONFIG, None), trial.config):
         setattr(trial, UNRESOLVED_CONFIG, trial.config)
-    trial.invalidate_json_state()
 
 
 def share_equal_parts(config: Any, reference: Any) -> Any:
