@@ -146,8 +146,9 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         )
     with _standing_in(path), _without_result_tables(), starting_actors_kept():
         tuner.fit()
-    # The tuner keeps Ray's copy of every trial (about 0.1 MiB each); free it before the
-    # snapshot is read, or the end of a large sweep holds both at once: the driver's peak memory.
+    # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
+    # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at
+    # once: the driver's peak memory.
     del tuner
     gc.collect()
     if is_uri(location):
