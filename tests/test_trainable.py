@@ -3,6 +3,7 @@
 import ast
 import math
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,6 +57,16 @@ def test_restore_continues_exactly_where_the_checkpoint_was(trainable_class, con
     assert after_restored["epoch"] == 2
     assert after_restored["train_loss"] == after_original["train_loss"]
     assert after_restored["val_acc"] == after_original["val_acc"]
+
+
+def test_a_trial_process_leaves_torchs_compiler_unloaded(trainable_class, config, tmp_path):
+    # It would cost each trial process about 1.4 CPU-s before its first step (eager_optim.py).
+    actor = ray.remote(num_cpus=1)(trainable_class).remote(config=config)
+    ray.get(actor.train.remote())
+    ray.get(actor.save.remote(str(tmp_path / "checkpoint")))
+    loaded = ray.get(actor.__ray_call__.remote(
+        lambda _: sorted(name for name in sys.modules if name.startswith("torch._dynamo"))))
+    assert loaded == []
 
 
 def _as_trial(trainable, trial_id: str) -> None:

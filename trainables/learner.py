@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from trainables.augment import augment
 from trainables.data import SplitData
+from trainables.eager_optim import eager_step, keep_compiler_unloaded
 from trainables.optim import build_optimizer
 from trainables.targets import build
 
@@ -70,6 +71,7 @@ class Learner:
             self.model = build(config["model"], input_shape=tensors["input_shape"],
                                num_classes=tensors["num_classes"]).to(device)
             self.rng_state = torch.get_rng_state()
+        keep_compiler_unloaded()
         self.optimizer = build_optimizer(config["optim"], self.model.parameters())
         self.shuffle = torch.Generator().manual_seed(seed)
 
@@ -123,7 +125,7 @@ class Learner:
             inputs = augment(x[batch], augmentation, self.shuffle)
             loss = F.cross_entropy(self.model(inputs), y[batch])
             loss.backward()
-            self.optimizer.step()
+            eager_step(self.optimizer)
             value = loss.item()
             on_batch(value)
             if not math.isfinite(value):
