@@ -5,6 +5,7 @@ data split, model, 7-dimensional space, seed and epoch budget (rungs at 2, 6 and
 most 20: hypersweep's default sweep has Hyperband's three brackets, as Optuna's pruner has; the
 docs script uses Ray's ASHA as it comes, with one). Tools alternate within a seed.
 
+    pip install -e '.[bench]'     # Optuna
     python benchmarks/peers.py --trials 32 --seeds 0 1 2 [--tools hypersweep optuna]
 
 Prints per tool: wall time (median), best validation accuracy (mean; a trial counts with its
@@ -13,6 +14,7 @@ x CPUs)) and ratios to hypersweep.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -188,6 +190,8 @@ def main() -> None:
     parser.add_argument("--tools", nargs="+", choices=list(TOOLS), default=list(TOOLS),
                         help="a subset (hypersweep first: the ratios are to it)")
     args = parser.parse_args()
+    if "optuna" in args.tools and importlib.util.find_spec("optuna") is None:
+        parser.error("--tools optuna: optuna is not installed; pip install -e '.[bench]', or leave it out")
     for trials in args.trials:
         runs: dict[str, list[dict]] = {tool: [] for tool in args.tools}
         for seed in args.seeds:
