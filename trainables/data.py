@@ -6,9 +6,14 @@ own copy in its actor; a split's test part depends only on test_fraction and the
 trial is tested on the same samples.
 """
 
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from trainables.split import stratified_split
 
 
 @dataclass(frozen=True)
@@ -33,32 +38,52 @@ class SplitData:
 def split(features: np.ndarray, labels: np.ndarray, val_fraction: float, test_fraction: float,
           seed: int) -> SplitData:
     """Stratified train/validation/test split of one labelled array."""
-    from sklearn.model_selection import train_test_split
-
     for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < fraction < 1:
             raise ValueError(f"data.{name}: needs a fraction between 0 and 1, got {fraction!r}")
     if val_fraction + test_fraction >= 1:
         raise ValueError(f"data.val_fraction + data.test_fraction must stay below 1 "
                          f"(got {val_fraction} + {test_fraction}); lower one of them")
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        features, labels, test_size=test_fraction, random_state=seed, stratify=labels)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
-        stratify=y_rest)
-    return SplitData(x_train, y_train, x_val, y_val, x_test, y_test,
-                     input_shape=tuple(features.shape[1:]), num_classes=int(labels.max()) + 1)
+    rest, test = stratified_split(labels, test_fraction, seed)
+    x_rest, y_rest = features[rest], labels[rest]
+    train, val = stratified_split(y_rest, val_fraction / (1 - test_fraction), seed)
+    return SplitData(x_rest[train], y_rest[train], x_rest[val], y_rest[val], features[test],
+                     labels[test], input_shape=tuple(features.shape[1:]),
+                     num_classes=int(labels.max()) + 1)
+
+
+def digits_file() -> Path | None:
+    """scikit-learn's bundled digits (digits.csv.gz), found without importing scikit-learn, whose
+    import would cost the driver 1.4 s more; None if it is not where scikit-learn keeps it."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+    return path if path.is_file() else None
+
+
+def _read_digits(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 8x8 images (values 0-16) and labels in the digits file: a row per image, its 64
+    pixels, then its label."""
+    with gzip.open(path, mode="rt", encoding="utf-8") as rows:
+        table = np.loadtxt(rows, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 
 
 def load_digits(val_fraction: float = 0.2, test_fraction: float = 0.2, as_images: bool = False,
                 seed: int = 0) -> SplitData:
     """scikit-learn's bundled 8x8 digits, scaled to [0, 1]; flat (64,) or images (1, 8, 8)."""
-    from sklearn.datasets import load_digits as sklearn_digits
+    path = digits_file()
+    if path is not None:
+        images, labels = _read_digits(path)
+    else:  # a scikit-learn that keeps its data elsewhere
+        from sklearn.datasets import load_digits as sklearn_digits
 
-    digits = sklearn_digits()
-    features = (digits.images / 16.0).astype(np.float32)
+        digits = sklearn_digits()
+        images, labels = digits.images, digits.target.astype(np.int64)
+    features = (images / 16.0).astype(np.float32)
     features = features[:, None, :, :] if as_images else features.reshape(len(features), -1)
-    return split(features, digits.target.astype(np.int64), val_fraction, test_fraction, seed)
+    return split(features, labels, val_fraction, test_fraction, seed)
 
 
 def load_mnist1d(num_samples: int = 5000, seq_len: int = 40, val_fraction: float = 0.2,
