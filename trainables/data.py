@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hypersweep.errors import ConfigError
 from trainables.split import stratified_split
 
 
@@ -40,9 +41,9 @@ def split(features: np.ndarray, labels: np.ndarray, val_fraction: float, test_fr
     """Stratified train/validation/test split of one labelled array."""
     for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < fraction < 1:
-            raise ValueError(f"data.{name}: needs a fraction between 0 and 1, got {fraction!r}")
+            raise ConfigError(f"data.{name}: needs a fraction between 0 and 1, got {fraction!r}")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(f"data.val_fraction + data.test_fraction must stay below 1 "
+        raise ConfigError(f"data.val_fraction + data.test_fraction must stay below 1 "
                          f"(got {val_fraction} + {test_fraction}); lower one of them")
     rest, test = stratified_split(labels, test_fraction, seed)
     x_rest, y_rest = features[rest], labels[rest]

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from hypersweep.errors import ConfigError
+
 
 def _class_shares(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
     """How many of `draws` samples each class gets: its proportional share rounded down, then
@@ -36,11 +38,12 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     n_rest = len(labels) - n_test
     classes, label_index, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if counts.min() < 2:
-        raise ValueError(f"data: class {classes[counts.argmin()]} has a single sample; a "
+        raise ConfigError(f"data: class {classes[counts.argmin()]} has a single sample; a "
                          f"stratified split needs at least 2 of each class")
     if min(n_rest, n_test) < len(classes):
-        raise ValueError(f"data: a split of {min(n_rest, n_test)} samples cannot hold each of the "
-                         f"{len(classes)} classes; raise data.val_fraction or data.test_fraction")
+        raise ConfigError(f"data: a part of {min(n_rest, n_test)} samples cannot hold each of the "
+                         f"{len(classes)} classes; choose data.val_fraction and data.test_fraction "
+                         f"so that each part has at least {len(classes)} samples")
     by_class = np.split(np.argsort(label_index, kind="stable"), np.cumsum(counts)[:-1])
     rng = np.random.RandomState(seed)
     rest_shares = _class_shares(counts, n_rest, rng)
