@@ -162,15 +162,16 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
 
 
 def _callbacks(config: dict, dims: list[Dimension]) -> list[Any]:
-    """The run's callbacks: the result log, the progress lines, lighter finished trials, and
-    checkpoints by training time."""
+    """The run's callbacks: the result log, the progress lines, lighter finished trials, our files
+    kept out of Tune's sync, and checkpoints by training time."""
     from hypersweep.checkpoint_timer import CheckpointTimer
     from hypersweep.finished_trials import TrimFinishedTrials
     from hypersweep.progress import TrialLines
     from hypersweep.result_log import ResultLog
+    from hypersweep.tune_sync import OwnFilesOutOfTuneSync
 
     callbacks = [ResultLog(), TrialLines(config, total=planned_trials(config, dims)),
-                 TrimFinishedTrials()]
+                 TrimFinishedTrials(), OwnFilesOutOfTuneSync(config["name"])]
     # Under PBT a trial checkpoints at each perturbation (checkpoint_config), and nowhere else.
     if config["checkpoint"]["seconds"] and config["scheduler"]["name"] != "pbt":
         callbacks.append(CheckpointTimer(config["checkpoint"]["seconds"]))

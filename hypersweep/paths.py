@@ -19,6 +19,14 @@ URI_SECRETS = ("access_key", "secret_key", "session_token", "password")
 LAUNCH_RECORDS = "hydra"
 REPLACED_PREFIX = "replaced-"
 
+# hypersweep's own files at the top of an experiment folder (the README's layout).
+SWEEP_FILE = "sweep.json"  # the plain config the sweep started with
+VERSIONS_FILE = "versions.json"  # the versions it started under
+GROUPS_FILE = "groups.json"  # Hydra's config-group choices (model: mlp, ...), for the best preset
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.json"
+OWN_FILES = (SWEEP_FILE, VERSIONS_FILE, GROUPS_FILE, SUMMARY_FILE, REPORT_FILE)
+
 
 def stays_in_place(entry: str) -> bool:
     """Whether resume=overwrite leaves this top-level entry where it is: Hydra's launch records,

@@ -13,12 +13,12 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hypersweep.paths import SUMMARY_FILE
 from hypersweep.resume import write_json
 from hypersweep.snapshot import snapshot_trials
 from schedulers.pbt import read_lineage
 from schedulers.space import tuned_values
 
-SUMMARY_FILE = "summary.json"
 RANKED = ("finished", "stopped early")
 
 

@@ -20,9 +20,9 @@ import yaml
 from hypersweep import storage
 from hypersweep.dotted import set_path
 from hypersweep.errors import ExperimentError, HypersweepError
-from hypersweep.paths import is_uri, join
+from hypersweep.paths import GROUPS_FILE, REPORT_FILE, SWEEP_FILE, is_uri, join
 from hypersweep.records import RANKED, TrialRecord, baseline_record, best_record, load_records
-from hypersweep.resume import GROUPS_FILE, SWEEP_FILE, write_json
+from hypersweep.resume import write_json
 from hypersweep.sensitivity import importance
 from schedulers.pbt import read_lineage, schedule_of
 from schedulers.space import Dimension, parse_space
@@ -256,7 +256,7 @@ def _tensorboard(experiment: str, report: dict, image: str | None) -> None:
 
 
 # What write_report writes into the experiment.
-REPORT_FILES = ["report.json", "report.md", "report", "tensorboard/report"]
+REPORT_FILES = [REPORT_FILE, "report.md", "report", "tensorboard/report"]
 
 
 def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[dict, str]:
@@ -289,7 +289,7 @@ def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[di
     report["best_config_file"] = str(best_file) if best_file else None
     report["retrain_command"] = command
     relative = {title: os.path.relpath(path, experiment) for title, path in images.items()}
-    write_json(os.path.join(experiment, "report.json"), report)
+    write_json(os.path.join(experiment, REPORT_FILE), report)
     with open(os.path.join(experiment, "report.md"), "w") as handle:
         handle.write(markdown(report, relative, best_file, command))
     _tensorboard(experiment, report, images.get("sensitivity"))

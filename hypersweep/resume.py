@@ -18,7 +18,10 @@ from hypersweep import __version__, storage
 from hypersweep.config_diff import describe, differences, undoing_overrides
 from hypersweep.errors import ExperimentError
 from hypersweep.paths import (
+    GROUPS_FILE,
     REPLACED_PREFIX,
+    SWEEP_FILE,
+    VERSIONS_FILE,
     experiment_dir,
     experiment_location,
     is_uri,
@@ -26,9 +29,6 @@ from hypersweep.paths import (
     stays_in_place,
 )
 
-SWEEP_FILE = "sweep.json"
-VERSIONS_FILE = "versions.json"
-GROUPS_FILE = "groups.json"  # Hydra's config-group choices (model: mlp, ...), for the best preset
 # Keys that may change between the launch that starts a sweep and the one that resumes it.
 RESUMABLE_CHANGES = ("cluster", "storage_path", "resume", "resume_failed", "allow_version_change")
 
@@ -86,12 +86,21 @@ def _move_aside(config: dict) -> str:
     return aside
 
 
+def _read_saved(path: str) -> Any:
+    """One of the experiment's saved JSON files; a one-line error when it cannot be read."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ExperimentError(f"resume: {path} cannot be read ({error}); repair it, or resume=overwrite "
+                              f"to move the experiment aside and start again") from None
+
+
 def _check_versions(path: str, config: dict) -> None:
     saved_path = os.path.join(path, VERSIONS_FILE)
     if config.get("allow_version_change") or not os.path.exists(saved_path):
         return
-    with open(saved_path) as handle:
-        saved = json.load(handle)
+    saved = _read_saved(saved_path)
     now = current_versions()
     for package in ("ray", "python"):
         if _minor(saved[package]) != _minor(now[package]):
@@ -108,16 +117,14 @@ def _group_changes(path: str, groups: dict[str, str]) -> list[tuple[str, Any, An
     saved_path = os.path.join(path, GROUPS_FILE)
     if not groups or not os.path.exists(saved_path):
         return []
-    with open(saved_path) as handle:
-        saved = json.load(handle)
+    saved = _read_saved(saved_path)
     return [(group, saved[group], choice) for group, choice in sorted(_comparable(groups).items())
             if saved.get(group, choice) != choice]
 
 
 def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> None:
     """Refuse a launch whose config differs from the saved sweep's, saying how to undo it."""
-    with open(os.path.join(path, SWEEP_FILE)) as handle:
-        found = differences(_comparable(json.load(handle)), _comparable(config))
+    found = differences(_comparable(_read_saved(os.path.join(path, SWEEP_FILE))), _comparable(config))
     if not found:
         return
     found = _group_changes(path, groups) or found

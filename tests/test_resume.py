@@ -140,11 +140,21 @@ def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     ended = _ended_trials(output)
     experiment = tmp_path / "runs" / "smoke"
     assert len(_summary(experiment)["trials"]) >= len(ended)
+    saved = _own_files(experiment)
 
     done = run_launch(*SWEEP, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
     assert len(_summary(experiment)["trials"]) == 10
+    # Ray Tune copied them back in place at each snapshot of a resumed run; a kill during a
+    # copy left an empty sweep.json.
+    assert _own_files(experiment) == saved, "the resumed run rewrote the sweep's own files"
+
+
+def _own_files(experiment: Path) -> dict[str, tuple[int, str]]:
+    """The files a sweep writes once, at its start: each one's modification time and content."""
+    return {name: ((experiment / name).stat().st_mtime_ns, (experiment / name).read_text())
+            for name in ("sweep.json", "groups.json", "versions.json")}
 
 
 def test_ctrl_c_saves_the_state_prints_the_resume_command_and_resumes(tmp_path):
@@ -207,6 +217,19 @@ def test_a_resume_under_another_ray_version_is_refused(tmp_path):
     assert "was started under ray 2.1.0" in refused.stderr and "allow_version_change=true" in refused.stderr
     forced = run_launch(*args, "allow_version_change=true", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr[-3000:]
+
+
+def test_an_unreadable_saved_config_is_a_one_line_error_that_keeps_the_experiment(tmp_path):
+    experiment = tmp_path / "runs" / "smoke"
+    experiment.mkdir(parents=True)
+    (experiment / "sweep.json").write_text("")  # as a copy cut short by a kill would leave it
+    refused = run_launch("experiment=smoke", cwd=tmp_path)
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line == (f"error: resume: {experiment / 'sweep.json'} cannot be read (Expecting value: "
+                    f"line 1 column 1 (char 0)); repair it, or resume=overwrite to move the experiment "
+                    f"aside and start again")
+    assert (experiment / "sweep.json").read_text() == "" and not list(experiment.glob("trial_*"))
 
 
 def test_failing_and_diverging_trials_are_retried_recorded_and_never_best(tmp_path):

@@ -99,6 +99,8 @@ def test_the_composed_hydra_config_is_saved_beside_the_experiment(smoke):
 def test_rerunning_a_finished_sweep_runs_nothing_and_prints_the_result(smoke):
     _, experiment = smoke
     before = _summary(experiment)
+    own_files = {name: (experiment / name).stat().st_mtime_ns
+                 for name in ("sweep.json", "groups.json", "versions.json")}
     done = run_launch(*SMOKE, cwd=experiment.parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming the sweep in" in done.stdout
@@ -106,6 +108,8 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_prints_the_result(smoke):
     after = _summary(experiment)
     assert [t["trial_id"] for t in after["trials"]] == [t["trial_id"] for t in before["trials"]]
     assert after["best"] == before["best"]
+    # Ray Tune's last snapshot used to copy them back in place, unchanged but not atomically.
+    assert {name: (experiment / name).stat().st_mtime_ns for name in own_files} == own_files
 
 
 def test_a_different_sweep_never_overwrites_an_experiment(smoke):
