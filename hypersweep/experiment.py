@@ -13,6 +13,7 @@ from hypersweep.paths import experiment_dir, experiment_location, is_uri
 from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
 from hypersweep.resume import record_start
+from hypersweep.whole_files import whole_files_filesystem
 from schedulers.searchers import build_search
 from schedulers.space import (
     Dimension,
@@ -113,11 +114,13 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         {name.lower(): amount for name, amount in request.items()},
     )
     path, location = experiment_dir(config), experiment_location(config)
+    # Ray's files in a directory written whole (whole_files.py); a bucket's objects already are.
+    filesystem = None if is_uri(location) else whole_files_filesystem()
     if resume:
         failed = config["resume_failed"]
         tuner = tune.Tuner.restore(location, trainable=trainable, resume_unfinished=True,
                                    resume_errored=failed == "retry",
-                                   restart_errored=failed == "restart")
+                                   restart_errored=failed == "restart", storage_filesystem=filesystem)
     else:
         record_start(config, groups)
         tuner = tune.Tuner(
@@ -138,6 +141,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
             run_config=tune.RunConfig(
                 name=config["name"],
                 storage_path=config["storage_path"],
+                storage_filesystem=filesystem,
                 checkpoint_config=checkpoint_config(config),
                 failure_config=tune.FailureConfig(max_failures=config["max_failures"]),
                 callbacks=_callbacks(config, dims),

@@ -101,6 +101,8 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_prints_the_result(smoke):
     before = _summary(experiment)
     own_files = {name: (experiment / name).stat().st_mtime_ns
                  for name in ("sweep.json", "groups.json", "versions.json")}
+    (snapshot,) = experiment.glob("experiment_state-*.json")
+    snapshot_inode = snapshot.stat().st_ino
     done = run_launch(*SMOKE, cwd=experiment.parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming the sweep in" in done.stdout
@@ -110,6 +112,10 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_prints_the_result(smoke):
     assert after["best"] == before["best"]
     # Ray Tune's last snapshot used to copy them back in place, unchanged but not atomically.
     assert {name: (experiment / name).stat().st_mtime_ns for name in own_files} == own_files
+    # Ray Tune wrote its snapshot again, as a new file renamed over the old (whole_files.py),
+    # never in place, and left no temporary file.
+    assert snapshot.stat().st_ino != snapshot_inode
+    assert not list(experiment.rglob(".*.tmp"))
 
 
 def test_a_different_sweep_never_overwrites_an_experiment(smoke):

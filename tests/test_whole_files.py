@@ -1,0 +1,70 @@
+"""Ray Tune's storage filesystem for directories: a file written appears only once complete."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+from pyarrow import fs as pafs
+from ray.train._internal.storage import _upload_to_fs_path
+
+from hypersweep.whole_files import whole_files_filesystem
+from tests.conftest import ROOT
+
+# Writes half of a new version of the file, says so, and waits to be killed.
+WRITER = """
+import sys, time
+from pyarrow import fs as pafs
+from hypersweep.whole_files import whole_files_filesystem
+
+filesystem = whole_files_filesystem() if sys.argv[2] == "whole" else pafs.LocalFileSystem()
+with filesystem.open_output_stream(sys.argv[1]) as sink:
+    sink.write(b"new " * 1000)
+    sink.flush()
+    print("half written", flush=True)
+    time.sleep(60)
+    sink.write(b"end")
+"""
+
+
+@pytest.mark.parametrize(("filesystem", "survives"), [("whole", True), ("local", False)])
+def test_a_writer_killed_midway_leaves_the_previous_file_whole(tmp_path, filesystem, survives):
+    target = tmp_path / "experiment_state-1.json"
+    target.write_text("the previous snapshot")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target), filesystem],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert writer.stdout.readline() == "half written\n"
+    writer.kill()
+    writer.wait()
+    # pyarrow's own local filesystem writes in place: the kill leaves the file cut short.
+    assert (target.read_text() == "the previous snapshot") is survives
+
+
+def test_ray_tunes_upload_writes_every_file_whole_and_leaves_no_temporary_file(tmp_path):
+    staging = tmp_path / "staging"
+    (staging / "trial_1" / "checkpoint_000000").mkdir(parents=True)
+    (staging / "experiment_state-1.json").write_text("{}" * 10_000)
+    (staging / "trial_1" / "checkpoint_000000" / "model.pt").write_bytes(os.urandom(3 << 20))
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    (experiment / "experiment_state-1.json").write_text("old")
+
+    filesystem = whole_files_filesystem()
+    _upload_to_fs_path(str(staging), filesystem, str(experiment))
+
+    written = sorted(str(p.relative_to(experiment)) for p in experiment.rglob("*") if p.is_file())
+    assert written == ["experiment_state-1.json", "trial_1/checkpoint_000000/model.pt"]
+    for name in written:
+        assert (experiment / name).read_bytes() == (staging / name).read_bytes()
+    with filesystem.open_input_stream(str(experiment / written[1])) as stream:
+        assert stream.read() == (staging / written[1]).read_bytes()
+    filesystem.copy_file(str(experiment / written[0]), str(tmp_path / "copy.json"))
+    assert (tmp_path / "copy.json").read_text() == "{}" * 10_000
+
+
+def test_it_travels_to_the_trial_processes_as_itself():
+    filesystem = whole_files_filesystem()
+    copy = pickle.loads(pickle.dumps(filesystem))
+    assert copy.equals(filesystem) and copy.type_name == "py::local-whole-files"
+    assert not copy.equals(pafs.LocalFileSystem())
