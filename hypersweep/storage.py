@@ -24,6 +24,10 @@ from typing import Any
 from hypersweep.errors import StorageError
 from hypersweep.paths import LAUNCH_RECORDS, join, local_copy, stays_in_place
 
+# Ray's storage filesystems for a directory, where hypersweep writes its files in place: pyarrow's
+# own, and the one that writes Ray's files whole (whole_files.py; pyarrow prefixes it with "py::").
+DIRECTORY_FILESYSTEMS = ("local", "py::local-whole-files")
+
 
 @contextmanager
 def _reaching(uri: str) -> Iterator[None]:
@@ -120,7 +124,7 @@ def live_file(storage: Any, relpath: str) -> str:
     """
     stored = posixpath.join(storage.experiment_fs_path, relpath)
     fs = storage.storage_filesystem
-    if fs.type_name == "local":
+    if fs.type_name in DIRECTORY_FILESYSTEMS:
         return stored
     staged = _staged(storage, relpath)
     if not os.path.exists(staged):
@@ -136,7 +140,7 @@ def publish(storage: Any, relpath: str) -> None:
     """Upload the staged file `relpath` (see live_file) now, ahead of Ray's next snapshot; for a
     directory experiment, where the file is written in place, nothing to do."""
     fs = storage.storage_filesystem
-    if fs.type_name == "local":
+    if fs.type_name in DIRECTORY_FILESYSTEMS:
         return
     staged = _staged(storage, relpath)
     if os.path.exists(staged):

@@ -2,9 +2,10 @@
 
 When Ray Tune resumes an experiment it downloads every top-level .json and .pkl file of the
 experiment folder into its staging folder on the driver, and at each snapshot copies that folder
-back over the experiment, file by file and in place. Our files went along: a driver killed during
-such a copy left an empty sweep.json behind, and the next launch could not resume. They are ours,
-written atomically by hypersweep alone, so Tune's copies are removed before its first snapshot.
+back over the experiment. Our files went along: a driver killed during such a copy left an empty
+sweep.json behind (before whole_files.py), and a copy is stale anyway: a report written while the
+sweep resumed was replaced by the one from the run's start. The files are hypersweep's, written
+whole by it alone, so Tune's copies are removed before its first snapshot.
 """
 
 import glob

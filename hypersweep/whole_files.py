@@ -49,7 +49,7 @@ class WholeFilesHandler(pafs.FileSystemHandler):
         return WholeFilesHandler, ()  # sent to every trial process with Ray's storage context
 
     def get_type_name(self) -> str:
-        return "local-whole-files"
+        return "local-whole-files"  # storage.DIRECTORY_FILESYSTEMS names it
 
     def normalize_path(self, path: str) -> str:
         return self.local.normalize_path(path)

@@ -9,6 +9,7 @@ import pytest
 from pyarrow import fs as pafs
 from ray.train._internal.storage import _upload_to_fs_path
 
+from hypersweep.storage import live_file
 from hypersweep.whole_files import whole_files_filesystem
 from tests.conftest import ROOT
 
@@ -68,3 +69,11 @@ def test_it_travels_to_the_trial_processes_as_itself():
     copy = pickle.loads(pickle.dumps(filesystem))
     assert copy.equals(filesystem) and copy.type_name == "py::local-whole-files"
     assert not copy.equals(pafs.LocalFileSystem())
+
+
+def test_hypersweeps_growing_files_are_appended_to_in_the_experiment_itself(tmp_path):
+    # Not in Ray's staging folder, as for a bucket: every snapshot would copy them all again.
+    from ray.train._internal.storage import StorageContext
+
+    storage = StorageContext(str(tmp_path), "sweep", storage_filesystem=whole_files_filesystem())
+    assert live_file(storage, "trial_1/result.json") == f"{tmp_path}/sweep/trial_1/result.json"
