@@ -99,3 +99,12 @@ class WholeFilesHandler(pafs.FileSystemHandler):
 def whole_files_filesystem() -> pafs.PyFileSystem:
     """The storage_filesystem to give Ray Tune for a storage_path that is a directory."""
     return pafs.PyFileSystem(WholeFilesHandler())
+
+
+def read_in_place(filesystem: pafs.FileSystem) -> pafs.FileSystem:
+    """The filesystem to read a checkpoint from: pyarrow's local one in place of the whole-files
+    one, since Ray loads a checkpoint in place only from it (from any other it copies the
+    checkpoint into a temporary folder first); any other, itself."""
+    if isinstance(filesystem, pafs.PyFileSystem) and isinstance(filesystem.handler, WholeFilesHandler):
+        return pafs.LocalFileSystem()
+    return filesystem

@@ -180,6 +180,27 @@ def test_a_trial_restored_from_its_end_reports_the_end_again_and_trains_nothing(
     assert all(torch.equal(a, b) for a, b in zip(weights, restored.learner.model.parameters(), strict=True))
 
 
+def test_a_checkpoint_in_a_whole_files_directory_is_loaded_in_place(trainable_class, config, tmp_path):
+    from ray.train._internal.checkpoint_manager import _TrainingResult
+
+    from hypersweep.whole_files import whole_files_filesystem
+
+    original = _make(trainable_class, config, tmp_path)
+    original.train()
+    saved = original.save(str(tmp_path / "trial" / "checkpoint_000000"))
+    named = _TrainingResult(tune.Checkpoint(saved.checkpoint.path, filesystem=whole_files_filesystem()),
+                            metrics=saved.metrics)
+    restored = _make(trainable_class, config, tmp_path)
+    loaded_from = []
+    load = restored.load_checkpoint
+    restored.load_checkpoint = lambda folder: (loaded_from.append(folder), load(folder))
+    restored.restore(named)
+    # Ray copies a checkpoint on any other filesystem than pyarrow's local one to a temporary
+    # folder first.
+    assert loaded_from == [saved.checkpoint.path]
+    assert restored.train()["train_loss"] == original.train()["train_loss"]
+
+
 def test_a_restore_whose_checkpoint_was_deleted_goes_on_from_the_furthest_one_kept(
         trainable_class, config, tmp_path):
     # The race a SIGKILL of the driver can hit: Ray deleted the checkpoint the snapshot names

@@ -315,13 +315,19 @@ class TorchTrainable(tune.Trainable):
     def restore(self, checkpoint_path: Any) -> None:
         """Ray's restore, from the furthest checkpoint kept after the named one when that is gone
         (the driver died between Ray deleting it and saving the snapshot: recovery.py), as far
-        as the trial's recorded results reach. `self._storage` is Ray's StorageContext."""
+        as the trial's recorded results reach, and in place from a directory (whole_files.py).
+        `self._storage` is Ray's StorageContext."""
         from pyarrow.fs import FileType
         from ray.train._internal.checkpoint_manager import _TrainingResult
         from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION
 
+        from hypersweep.whole_files import read_in_place
+
         named = getattr(checkpoint_path, "checkpoint", None)
-        fs = named.filesystem if named is not None else None
+        fs = read_in_place(named.filesystem) if named is not None else None
+        if named is not None and fs is not named.filesystem:
+            checkpoint_path = _TrainingResult(checkpoint=tune.Checkpoint(named.path, filesystem=fs),
+                                              metrics=checkpoint_path.metrics)
         if named is not None and fs.get_file_info(named.path).type == FileType.NotFound:
             found = furthest_replacement(fs, named.path, lambda folder: _saved_progress(fs, folder),
                                          recorded=_recorded_iteration(self._storage))
