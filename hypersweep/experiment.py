@@ -13,7 +13,6 @@ from hypersweep.paths import experiment_dir, experiment_location, is_uri
 from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
 from hypersweep.resume import record_start
-from hypersweep.whole_files import whole_files_filesystem
 from schedulers.searchers import build_search
 from schedulers.space import (
     Dimension,
@@ -90,6 +89,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from ray import tune
 
     from hypersweep.actor_reuse import starting_actors_kept
+    from hypersweep.whole_files import whole_files_filesystem  # here: pyarrow waits for Ray
 
     # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
     # reports; Ray's own loggers would add a second TensorBoard copy and lose reports.
