@@ -110,8 +110,8 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
     class LineagePBT(PopulationBasedTraining):
         """PBT that records each trial's start and each exploit in pbt_lineage.jsonl.
 
-        `_exploit` is Ray's own (private) step, overridden with its Ray 2.x signature
-        (tune_controller, trial, trial_to_clone); tests/test_pbt.py checks it on the installed Ray.
+        `_checkpoint_or_exploit` and `_exploit` are Ray's own (private) steps, overridden with
+        their Ray 2.x signatures; tests/test_pbt.py checks them on the installed Ray.
         """
 
         def __init__(self, mutable: list[str], defaults: dict | None, **kwargs: Any):
@@ -146,6 +146,20 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
                     self._next_perturbation_sync = max(times) + self._perturbation_interval
                     trial = super().choose_trial_to_run(tune_controller)
             return trial
+
+        def _checkpoint_or_exploit(self, trial: Any, tune_controller: Any, upper_quantile: list,
+                                   lower_quantile: list) -> None:
+            saving = trial.temporary_state.saving_to
+            if trial in upper_quantile and trial.status != trial.PAUSED and saving is not None:
+                # A top trial still saving to pause (synchronous PBT) holds the state of the
+                # result PBT acts on: copy that save. Ray would ask for a second one, and the
+                # pause that follows the first save to come back drops the other's result: Ray
+                # then numbers the trial's next checkpoint into a folder already written, over
+                # the checkpoint a bottom trial was told to copy.
+                self._trial_state[trial].last_checkpoint = saving
+                self._num_checkpoints += 1
+                return
+            super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
 
         def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
             if trial.trial_id == self.control:

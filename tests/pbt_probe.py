@@ -7,6 +7,7 @@ donor's state when that checkpoint was saved.
 import hashlib
 import json
 import os
+import time
 
 import torch
 
@@ -14,6 +15,9 @@ from hypersweep.paths import experiment_dir
 from trainables.trainable import TorchTrainable
 
 PROBE_FILE = "probe.jsonl"
+# A save that takes a while, as a large model's does: synchronous PBT then perturbs while trials
+# are still saving to pause (the race LineagePBT._checkpoint_or_exploit closes), every run.
+SAVE_SECONDS = 0.5
 
 
 def state_digest(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str:
@@ -36,6 +40,7 @@ class ProbeTrainable(TorchTrainable):
             handle.write(json.dumps(line) + "\n")
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        time.sleep(SAVE_SECONDS)
         super().save_checkpoint(checkpoint_dir)
         self._log("save")
 

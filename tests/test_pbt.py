@@ -4,6 +4,7 @@ import json
 import random
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,13 @@ def test_an_exploit_copies_the_donor_state_and_keeps_the_explored_learning_rate(
                     and load["lr"] == exploit["after"]["optim.lr"]]
         assert matching, f"no load of the donor's state with the explored lr for {exploit}"
         assert all(load["lr"] == load["config_lr"] for load in loads)
+
+
+def test_every_save_has_a_checkpoint_folder_of_its_own(pbt_run):
+    # PBT keeps every checkpoint: a folder written twice lost the first state saved in it.
+    saves = Counter(e["trial_id"] for e in _jsonl(pbt_run / PROBE_FILE) if e["event"] == "save")
+    folders = {trial: len(list((pbt_run / f"trial_{trial}").glob("checkpoint_*"))) for trial in saves}
+    assert len(saves) == POPULATION and folders == dict(saves)
 
 
 def test_the_reported_learning_rate_is_always_the_trials_current_value(pbt_run):
@@ -160,6 +168,7 @@ class _Controller:
 
     def __init__(self, trials: list):
         self.trials = trials
+        self.saves: list = []  # the trials PBT asked to save
 
     def get_trials(self) -> list:
         return self.trials
@@ -171,14 +180,12 @@ class _Controller:
         trial.set_status(trial.PAUSED)
 
     def _schedule_trial_save(self, trial, result=None) -> object:
+        self.saves.append(trial)
         return object()  # a checkpoint to copy
 
 
-@pytest.mark.parametrize("resumed_at", [[3, 3, 3, 3], [2, 3, 3, 3], [2, 2, 2, 5], [1, 2, 3, 4]])
-def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_end(resumed_at, tmp_path):
-    # A resumed sweep gets a fresh scheduler and trials already part way. Where the driver was
-    # killed decides their epochs, so the SIGKILL test above meets these cases only by chance;
-    # stock Ray's synchronous PBT stops running trials in all of them (the resumed sweep hangs).
+def _stub_population(tmp_path: Path, size: int) -> tuple:
+    """Synchronous PBT over `size` stub trials of one tuned value, optim.lr: (pbt, trials)."""
     from ray.train._internal.storage import StorageContext
     from ray.tune.experiment import Trial
 
@@ -195,7 +202,18 @@ def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_en
     pbt._log_config = False  # Ray's policy files need a trial's storage
     experiment = StorageContext(str(tmp_path), "pbt")  # where the lineage goes
     trials = [Trial("probe", config={"optim": {"lr": 0.01 * (i + 1)}}, stub=True, trial_id=f"t{i}",
-                    storage=experiment) for i in range(len(resumed_at))]
+                    storage=experiment) for i in range(size)]
+    return pbt, trials
+
+
+@pytest.mark.parametrize("resumed_at", [[3, 3, 3, 3], [2, 3, 3, 3], [2, 2, 2, 5], [1, 2, 3, 4]])
+def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_end(resumed_at, tmp_path):
+    # A resumed sweep gets a fresh scheduler and trials already part way. Where the driver was
+    # killed decides their epochs, so the SIGKILL test above meets these cases only by chance;
+    # stock Ray's synchronous PBT stops running trials in all of them (the resumed sweep hangs).
+    from ray.tune.experiment import Trial
+
+    pbt, trials = _stub_population(tmp_path, len(resumed_at))
     controller = _Controller(trials)
     epoch = {}
     for trial, at in zip(trials, resumed_at, strict=True):
@@ -220,6 +238,46 @@ def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_en
         elif trial.status == Trial.RUNNING:
             trial.set_status(Trial.PAUSED)
     assert {t.trial_id: epoch[t] for t in trials} == {t.trial_id: 12 for t in trials}
+
+
+def test_a_top_trial_still_saving_to_pause_is_copied_from_that_save_without_a_second_one(tmp_path):
+    # Synchronous PBT pauses each trial that reaches the sync point, and Ray pauses by saving
+    # first: the trial is still RUNNING while that save is out. When the last trial arrives
+    # then, stock Ray asks the top trial for a second save; the pause that follows whichever
+    # save comes back first drops the other's result, Ray numbers the trial's next checkpoint
+    # into a folder already written, and a bottom trial loads the wrong state (seen in CI).
+    from ray import tune
+    from ray.train._internal.checkpoint_manager import _TrainingResult
+    from ray.train._internal.session import _FutureTrainingResult
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    class _SaveOut(_FutureTrainingResult):
+        """The pause save Ray has out, as the checkpoint it will come back with."""
+
+        def __init__(self, result: _TrainingResult):
+            self.result = result
+
+        def resolve(self, block: bool = True) -> _TrainingResult:
+            return self.result
+
+    pbt, (top, bottom) = _stub_population(tmp_path, 2)
+    controller = _Controller([top, bottom])
+    for trial in (top, bottom):
+        pbt.on_trial_add(controller, trial)
+        trial.set_status(Trial.RUNNING)
+    assert pbt.on_trial_result(controller, top, {"training_iteration": 1, "val_acc": 0.9}) == \
+        TrialScheduler.PAUSE
+    pause_save = _TrainingResult(tune.Checkpoint(str(tmp_path / "t0" / "checkpoint_000000")),
+                                 metrics={"training_iteration": 1, "val_acc": 0.9})
+    top.temporary_state.saving_to = _SaveOut(pause_save)
+
+    pbt.on_trial_result(controller, bottom, {"training_iteration": 1, "val_acc": 0.1})
+    assert controller.saves == [], "a trial with a save out is never asked for another"
+    assert bottom.checkpoint.path == pause_save.checkpoint.path
+    exploit = next(e for e in read_lineage(str(tmp_path / "pbt")) if e["event"] == "exploit")
+    assert (exploit["trial_id"], exploit["donor"], exploit["checkpoint"]) == (
+        "t1", "t0", pause_save.checkpoint.path)
 
 
 def test_explore_is_clipped_back_into_the_space():
