@@ -18,6 +18,10 @@ from hypersweep.errors import ClusterError
 
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+# How long the embedded Ray's processes wait for a GCS they lost before they end (Ray: 60 s). Its
+# GCS is a child of the driver that no one restarts: once lost, it is gone, as when a signal to
+# the whole process group (`timeout`, a batch system's time limit) ended it with the driver.
+GCS_LOST_SECONDS = 10
 
 
 def token_path() -> Path | None:
@@ -114,7 +118,7 @@ def _init_options(cluster: dict) -> dict:
         # Ray starts an idle worker per CPU for tasks to come, but Tune gives its trial actors a
         # runtime environment of their own, so Ray never hands them those workers: on 2 CPUs,
         # starting them delayed the first epoch by 0.4-0.8 s.
-        _system_config=NO_IDLE_WORKERS,
+        _system_config={**NO_IDLE_WORKERS, "gcs_rpc_server_reconnect_timeout_s": GCS_LOST_SECONDS},
     )
     return options
 

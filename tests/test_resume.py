@@ -165,6 +165,30 @@ def test_sigterm_stops_as_cleanly_as_ctrl_c(tmp_path):
     _interrupt_then_resume(tmp_path, signal.SIGTERM)
 
 
+def test_sigterm_to_the_whole_process_group_ends_within_seconds_and_resumes(tmp_path):
+    # `timeout`, `kill -- -PGID`, a batch system's time limit: Ray's own processes get the signal
+    # too and end at once. The driver still writes Ray's snapshot, then used to wait Ray's
+    # default 60 s for the GCS that had gone before it could exit.
+    process = _start(tmp_path, *SWEEP)
+    output = "".join(_read_until_progress(process, 2))
+    os.killpg(process.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    rest, _ = process.communicate(timeout=120)
+    stopped_after = time.monotonic() - signalled
+    _stop_session(process.pid)
+    assert stopped_after < 30, f"the driver took {stopped_after:.0f} s to end"
+    ended = _ended_trials(output + rest)
+    experiment = tmp_path / "runs" / "smoke"
+
+    done = run_launch(*SWEEP, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "resuming the sweep" in done.stdout
+    assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
+    summary = _summary(experiment)
+    assert len({t["trial_id"] for t in summary["trials"]}) == 10
+    assert {t["status"] for t in summary["trials"]} <= {"finished", "stopped early"}
+
+
 def test_resume_never_and_overwrite(tmp_path):
     args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
     assert run_launch(*args, cwd=tmp_path).returncode == 0
