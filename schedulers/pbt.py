@@ -170,6 +170,13 @@ def build_pbt(config: dict, dims: list[Dimension]) -> Any:
             # is updated only after this call).
             now = self._trial_state[trial].last_result
             step = now.get("epoch", now.get("training_iteration", 0))
+            if trial.status != trial.PAUSED and trial.temporary_state.saving_to is not None:
+                # A bottom trial still saving to pause: Ray's pause below drops that save's
+                # result, while the save goes on and writes its folder. Count the folder, as
+                # Ray would have, so that the trial's next checkpoint gets one of its own; and
+                # let the pause be immediate, not deferred to a save whose result never comes.
+                trial.storage._update_checkpoint_index({})
+                trial.temporary_state.saving_to = None
             super()._exploit(tune_controller, trial, trial_to_clone)
             checkpoint = donor.last_checkpoint
             _append(self.lineage, {

@@ -6,6 +6,7 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -240,26 +241,34 @@ def test_synchronous_pbt_resumed_with_trials_part_way_runs_every_trial_to_the_en
     assert {t.trial_id: epoch[t] for t in trials} == {t.trial_id: 12 for t in trials}
 
 
-def test_a_top_trial_still_saving_to_pause_is_copied_from_that_save_without_a_second_one(tmp_path):
-    # Synchronous PBT pauses each trial that reaches the sync point, and Ray pauses by saving
-    # first: the trial is still RUNNING while that save is out. When the last trial arrives
-    # then, stock Ray asks the top trial for a second save; the pause that follows whichever
-    # save comes back first drops the other's result, Ray numbers the trial's next checkpoint
-    # into a folder already written, and a bottom trial loads the wrong state (seen in CI).
+def _saved(folder: Path, metrics: dict) -> Any:
+    """What a save of a trial comes back with: its checkpoint in `folder`, and its result."""
     from ray import tune
     from ray.train._internal.checkpoint_manager import _TrainingResult
+
+    return _TrainingResult(tune.Checkpoint(str(folder)), metrics=metrics)
+
+
+def _save_out(saved: Any) -> Any:
+    """A save Ray has out (to pause a trial), as what it will come back with."""
     from ray.train._internal.session import _FutureTrainingResult
+
+    class SaveOut(_FutureTrainingResult):
+        def resolve(self, block: bool = True) -> Any:
+            return saved
+
+    return SaveOut(future=None)
+
+
+# Synchronous PBT pauses each trial that reaches the sync point, and Ray pauses a trial by saving
+# it first: the trial is still RUNNING while that save is out. When the last trial arrives then,
+# Ray drops that save's result (the save itself goes on and writes its folder), and the driver's
+# count of the trial's checkpoints falls one behind: its next checkpoint goes into a folder
+# already written. Seen in CI, where it overwrote the checkpoint a bottom trial was to copy.
+
+def test_a_top_trial_still_saving_to_pause_is_copied_from_that_save_without_a_second_one(tmp_path):
     from ray.tune.experiment import Trial
     from ray.tune.schedulers import TrialScheduler
-
-    class _SaveOut(_FutureTrainingResult):
-        """The pause save Ray has out, as the checkpoint it will come back with."""
-
-        def __init__(self, result: _TrainingResult):
-            self.result = result
-
-        def resolve(self, block: bool = True) -> _TrainingResult:
-            return self.result
 
     pbt, (top, bottom) = _stub_population(tmp_path, 2)
     controller = _Controller([top, bottom])
@@ -268,16 +277,40 @@ def test_a_top_trial_still_saving_to_pause_is_copied_from_that_save_without_a_se
         trial.set_status(Trial.RUNNING)
     assert pbt.on_trial_result(controller, top, {"training_iteration": 1, "val_acc": 0.9}) == \
         TrialScheduler.PAUSE
-    pause_save = _TrainingResult(tune.Checkpoint(str(tmp_path / "t0" / "checkpoint_000000")),
-                                 metrics={"training_iteration": 1, "val_acc": 0.9})
-    top.temporary_state.saving_to = _SaveOut(pause_save)
+    top.temporary_state.saving_to = _save_out(_saved(tmp_path / "t0" / "checkpoint_000000",
+                                                     {"training_iteration": 1, "val_acc": 0.9}))
 
     pbt.on_trial_result(controller, bottom, {"training_iteration": 1, "val_acc": 0.1})
+    # Stock Ray asks for a second save, and the pause after either drops the other's result.
     assert controller.saves == [], "a trial with a save out is never asked for another"
-    assert bottom.checkpoint.path == pause_save.checkpoint.path
+    assert bottom.checkpoint.path == str(tmp_path / "t0" / "checkpoint_000000")
     exploit = next(e for e in read_lineage(str(tmp_path / "pbt")) if e["event"] == "exploit")
     assert (exploit["trial_id"], exploit["donor"], exploit["checkpoint"]) == (
-        "t1", "t0", pause_save.checkpoint.path)
+        "t1", "t0", str(tmp_path / "t0" / "checkpoint_000000"))
+
+
+def test_a_bottom_trial_still_saving_to_pause_numbers_its_next_checkpoint_past_that_save(tmp_path):
+    from ray.tune.experiment import Trial
+
+    pbt, (top, bottom, last) = _stub_population(tmp_path, 3)
+    controller = _Controller([top, bottom, last])
+    for trial in (top, bottom, last):
+        pbt.on_trial_add(controller, trial)
+        trial.set_status(Trial.RUNNING)
+    pbt.on_trial_result(controller, top, {"training_iteration": 1, "val_acc": 0.9})
+    top.on_checkpoint(_saved(tmp_path / "t0" / "checkpoint_000000",
+                             {"training_iteration": 1, "val_acc": 0.9}))
+    top.set_status(Trial.PAUSED)
+    pbt.on_trial_result(controller, bottom, {"training_iteration": 1, "val_acc": 0.1})
+    out_folder = bottom.storage.current_checkpoint_index + 1  # the one the save out writes
+    bottom.temporary_state.saving_to = _save_out(_saved(tmp_path / "t1" / "checkpoint_000000",
+                                                        {"training_iteration": 1, "val_acc": 0.1}))
+
+    pbt.on_trial_result(controller, last, {"training_iteration": 1, "val_acc": 0.5})
+    assert [e["trial_id"] for e in read_lineage(str(tmp_path / "pbt")) if e["event"] == "exploit"] == ["t1"]
+    # The trainable numbers its next folder one past the index Ray hands it.
+    assert bottom.storage.current_checkpoint_index + 1 == out_folder + 1
+    assert not bottom.is_saving, "the pause is not deferred to a save whose result never comes"
 
 
 def test_explore_is_clipped_back_into_the_space():
