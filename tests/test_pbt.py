@@ -31,10 +31,13 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def pbt_run(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[True, False], ids=["synch", "async"])
+def pbt_run(tmp_path_factory, request) -> Path:
+    """The PBT sweep, synchronous (the default: the population is ranked at each perturbation
+    together) and not (Ray's default: each trial is ranked when it gets there)."""
     cwd = tmp_path_factory.mktemp("pbt")
-    done = run_launch(*PBT, "trainable=tests.pbt_probe.ProbeTrainable", cwd=cwd)
+    done = run_launch(*PBT, f"scheduler.synch={str(request.param).lower()}",
+                      "trainable=tests.pbt_probe.ProbeTrainable", cwd=cwd)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "pbt: " in done.stdout and "the best trial's schedule: epoch 0:" in done.stdout
     return cwd / "runs" / "digits_mlp_pbt"
