@@ -15,8 +15,8 @@ from hypersweep.paths import experiment_dir
 from trainables.trainable import TorchTrainable
 
 PROBE_FILE = "probe.jsonl"
-# A save that takes a while, as a large model's does: synchronous PBT then perturbs while trials
-# are still saving to pause (the race LineagePBT._checkpoint_or_exploit closes), every run.
+# A save that takes a while, as a large model's does: in every run, synchronous PBT then perturbs
+# while trials are still saving to pause (the race schedulers/pbt.py closes for top and bottom).
 SAVE_SECONDS = 0.5
 
 
