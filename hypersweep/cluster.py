@@ -11,10 +11,11 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from hypersweep.errors import ClusterError
+from hypersweep.lean_start import lean_start
 
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
@@ -123,45 +124,13 @@ def _init_options(cluster: dict) -> dict:
     return options
 
 
-# Ray's head node starts these besides the GCS, the raylet and its two agents, and a sweep on the
-# embedded Ray uses none of them: the autoscaler monitor (one machine autoscales nothing) and the
-# log monitor (it forwards the workers' output to drivers that ask for it, and hypersweep's driver
-# does not: log_to_driver=False). Together 1.2 CPU-s of a start-up that is CPU-bound on 2 cores.
-UNUSED_HEAD_PROCESSES = ("start_monitor", "start_log_monitor")
-# With the dashboard off, Ray's API server only reports Ray's usage statistics, and ray.init
-# waits for it to publish its address (1.1 CPU-s).
-DASHBOARD_PROCESSES = ("start_api_server",)
-
-
-@contextmanager
-def _only_what_a_sweep_uses(cluster: dict) -> Iterator[None]:
-    """While ray.init starts the embedded Ray: leave out the head node's processes it never uses.
-
-    Ray's node start-up is private: these are methods of its Node class, which this context makes
-    do nothing. A Ray that lacks one starts that process as before (a test checks they are found).
-    """
-    if cluster["address"] != "local":
-        yield
-        return
-    from ray._private.node import Node
-
-    unused = UNUSED_HEAD_PROCESSES + (() if _dashboard_on(cluster) else DASHBOARD_PROCESSES)
-    originals = {name: Node.__dict__[name] for name in unused if name in Node.__dict__}
-    for name in originals:
-        setattr(Node, name, _start_nothing)
-    try:
-        yield
-    finally:
-        for name, method in originals.items():
-            setattr(Node, name, method)
-
-
-def _start_nothing(node: object, *args: object, **kwargs: object) -> None:
-    """Stands in for a Node method that starts a process nobody uses."""
-
-
 def _dashboard_on(cluster: dict) -> bool:
     return bool(cluster.get("dashboard")) or bool(cluster.get("expose_dashboard"))
+
+
+def _starting(cluster: dict) -> AbstractContextManager:
+    """What surrounds ray.init: the embedded Ray's lean start; nothing for a cluster's address."""
+    return lean_start(_dashboard_on(cluster)) if cluster["address"] == "local" else nullcontext()
 
 
 @contextmanager
@@ -184,7 +153,7 @@ def connect(cluster: dict) -> Iterator[str | None]:
     try:
         for attempt in range(1, attempts + 1):
             try:
-                with _stderr_captured() as logged, _only_what_a_sweep_uses(cluster):
+                with _stderr_captured() as logged, _starting(cluster):
                     context = ray.init(**_init_options(cluster))
                 break
             except ConnectionError as err:

@@ -2,15 +2,19 @@
 
 import os
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hypersweep.cluster import DASHBOARD_PROCESSES, UNUSED_HEAD_PROCESSES, _init_options, connect, is_loopback
+from hypersweep import lean_start
+from hypersweep.cluster import _init_options, connect, is_loopback
 from hypersweep.config import validate
 from hypersweep.errors import ClusterError
+from hypersweep.lean_start import DASHBOARD_PROCESSES, UNUSED_HEAD_PROCESSES
 from hypersweep.preflight import check_resources, check_storage, filesystem_type, trial_request
 from tests.conftest import ROOT
 
@@ -179,16 +183,24 @@ def _ray_scripts(pids: set[int]) -> set[str]:
 
 
 def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no_process():
+    import inspect
+
+    import ray._private.services as ray_services
+    import ray._private.utils as ray_utils
     from ray._private.node import Node
 
     # Ray's internals that hypersweep turns off are still there (else Ray would start them again).
     assert all(name in Node.__dict__ for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES)
+    ray_check, ray_get_node = ray_utils.get_dashboard_dependency_error, ray_services.get_node
+    assert "ray._private.services.get_node(" in inspect.getsource(Node.__init__)
     originals = {name: Node.__dict__[name] for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES}
     before = _descendants(os.getpid())
     with connect({"address": "local", "num_cpus": 2}):
         scripts = _ray_scripts(_descendants(os.getpid()) - before)
         assert {"monitor.py", "log_monitor.py", "dashboard.py"}.isdisjoint(scripts)
         assert {name: Node.__dict__[name] for name in originals} == originals  # Ray's own again
+        assert ray_utils.get_dashboard_dependency_error is ray_check
+        assert ray_services.get_node is ray_get_node
         # Ray would start one idle worker per CPU within a second or two; Tune's actors never use them.
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
@@ -199,6 +211,46 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
     while any(map(_running, started)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(started) >= 4 and not [pid for pid in started if _running(pid)]
+
+
+def test_the_driver_starts_the_embedded_ray_without_importing_the_dashboards_packages():
+    # Ray imports them all (0.5 s) only to learn whether they are installed.
+    probe = ("import sys; from hypersweep.cluster import connect\n"
+             "with connect({'address': 'local', 'num_cpus': 1}):\n"
+             "    packages = ('aiohttp', 'grpc', 'prometheus_client', 'pydantic')\n"
+             "    print(sorted(name for name in packages if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_dashboard_packages_are_those_ray_checks_and_a_missing_one_is_named(monkeypatch):
+    import ast
+
+    import ray._private.utils
+    import ray.dashboard
+
+    source = (Path(ray.dashboard.__file__).parent / "optional_deps.py").read_text()
+    imported = {alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} == {
+        name.split(".")[0] for name in lean_start.DASHBOARD_PACKAGES}
+    assert (lean_start.dashboard_dependency_error() is None) == (
+        ray._private.utils.get_dashboard_dependency_error() is None)
+    monkeypatch.setattr(lean_start, "DASHBOARD_PACKAGES", ("aiohttp", "no_such_package", "no_such.module"))
+    assert str(lean_start.dashboard_dependency_error()) == "not installed: no_such_package, no_such.module"
+
+
+def test_the_wait_for_the_raylet_asks_the_gcs_until_the_node_is_listed(monkeypatch):
+    import ray
+
+    with connect({"address": "local", "num_cpus": 1}):
+        context = ray.get_runtime_context()
+        assert lean_start.wait_for_registration(context.gcs_address, context.get_node_id())
+        monkeypatch.setattr(lean_start, "REGISTRATION_TIMEOUT_SECONDS", 0.3)
+        assert not lean_start.wait_for_registration(context.gcs_address, "ff" * 28)
 
 
 def test_the_embedded_ray_starts_its_dashboard_when_asked():
