@@ -148,7 +148,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
                 verbose=0,
             ),
         )
-    with _standing_in(path), _without_result_tables(), starting_actors_kept():
+    with _standing_in(path), _without_result_tables(), _gone_checkpoints_count_as_deleted(), \
+            starting_actors_kept():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
     # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at
@@ -199,6 +200,33 @@ def _without_result_tables() -> Iterator[None]:
         yield
     finally:
         ExperimentAnalysis._fetch_trial_dataframes = fetch
+
+
+@contextmanager
+def _gone_checkpoints_count_as_deleted() -> Iterator[None]:
+    """Let Ray delete a checkpoint that is already gone without raising.
+
+    When Ray registers a trial's new checkpoint, it deletes those beyond `num_to_keep`. A resumed
+    sweep's snapshot can list one that the killed run deleted after that snapshot was taken (on a
+    bucket, whose snapshot is uploaded in the background, the window is wide), and Ray's deletion
+    raised on the missing folder, outside its own guard against failed deletions: the rest of
+    the save's bookkeeping was skipped, the trial's count of its checkpoints among it.
+    """
+    from ray.train._internal import checkpoint_manager
+
+    delete = checkpoint_manager._delete_fs_path  # Ray 2.x; tests check it is still there
+
+    def delete_unless_gone(fs: Any, fs_path: str) -> None:
+        try:
+            delete(fs=fs, fs_path=fs_path)
+        except FileNotFoundError:
+            pass  # gone already: deleted
+
+    checkpoint_manager._delete_fs_path = delete_unless_gone
+    try:
+        yield
+    finally:
+        checkpoint_manager._delete_fs_path = delete
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """What hypersweep changes in how Ray Tune runs a sweep, on a real local Ray."""
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import deque
@@ -13,7 +14,7 @@ from ray.tune.execution.tune_controller import TuneController as RayTuneControll
 
 from benchmarks.trivial import Trivial
 from hypersweep.actor_reuse import starting_actors_kept
-from hypersweep.experiment import _without_result_tables
+from hypersweep.experiment import _gone_checkpoints_count_as_deleted, _without_result_tables
 from hypersweep.finished_trials import UNRESOLVED_CONFIG, TrimFinishedTrials
 from tests.conftest import ROOT
 from tests.slow_start import SlowToStart
@@ -45,6 +46,27 @@ def test_the_end_of_a_sweep_reads_no_result_tables(local_ray, tmp_path):
     # Without it, Ray reads every report of every trial into a table.
     read = _fit(tmp_path, "read")
     assert [list(r.metrics_dataframe["val_acc"]) for r in read] in ([[0.25], [0.75]], [[0.75], [0.25]])
+
+
+def test_a_checkpoint_already_gone_counts_as_deleted(tmp_path):
+    # A resumed sweep's snapshot listed a checkpoint that the killed run had deleted after it.
+    from ray.train import CheckpointConfig
+    from ray.train._internal import checkpoint_manager
+    from ray.train._internal.session import _TrainingResult
+
+    folders = [tmp_path / f"checkpoint_00000{i}" for i in range(3)]
+    for folder in folders:
+        folder.mkdir()
+    manager = checkpoint_manager._CheckpointManager(CheckpointConfig(num_to_keep=1))
+    manager.register_checkpoint(_TrainingResult(tune.Checkpoint(str(folders[0])), metrics={}))
+    shutil.rmtree(folders[0])
+    delete = checkpoint_manager._delete_fs_path
+    with _gone_checkpoints_count_as_deleted():
+        manager.register_checkpoint(_TrainingResult(tune.Checkpoint(str(folders[1])), metrics={}))
+        manager.register_checkpoint(_TrainingResult(tune.Checkpoint(str(folders[2])), metrics={}))
+    assert checkpoint_manager._delete_fs_path is delete, "Ray's own function is back"
+    assert [r.checkpoint.path for r in manager.best_checkpoint_results] == [str(folders[2])]
+    assert not folders[1].exists() and folders[2].exists(), "a checkpoint still there is deleted"
 
 
 def test_actor_reuse_never_throws_away_a_process_being_started(local_ray, tmp_path):
