@@ -22,6 +22,9 @@ PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is
 def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
     # Ray Tune stops gracefully and saves its state on SIGINT; give SIGTERM (a scheduler or
     # `kill`) the same clean stop.
+    from hypersweep.lost_ray import SIGTERM_RECEIVED
+
+    SIGTERM_RECEIVED.set()
     os.kill(os.getpid(), signal.SIGINT)
 
 

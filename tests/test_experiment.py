@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections import deque
 
 import pytest
@@ -16,6 +18,7 @@ from benchmarks.trivial import Trivial
 from hypersweep.actor_reuse import starting_actors_kept
 from hypersweep.experiment import _gone_checkpoints_count_as_deleted, _without_result_tables
 from hypersweep.finished_trials import UNRESOLVED_CONFIG, TrimFinishedTrials
+from hypersweep.lost_ray import embedded_gcs_lost, quick_end_without_ray, refuses_connections
 from tests.conftest import ROOT
 from tests.slow_start import SlowToStart
 
@@ -67,6 +70,28 @@ def test_a_checkpoint_already_gone_counts_as_deleted(tmp_path):
     assert checkpoint_manager._delete_fs_path is delete, "Ray's own function is back"
     assert [r.checkpoint.path for r in manager.best_checkpoint_results] == [str(folders[2])]
     assert not folders[1].exists() and folders[2].exists(), "a checkpoint still there is deleted"
+
+
+def test_a_gcs_that_stops_listening_counts_as_lost():
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    assert not refuses_connections(address)
+    assert not refuses_connections(address, wait=0.2), "it still listens after the wait"
+    threading.Timer(0.3, server.close).start()
+    assert refuses_connections(address, wait=5), "it stopped listening within the wait"
+    assert refuses_connections(address)
+
+
+def test_a_sweep_whose_ray_is_alive_still_removes_its_placement_groups(local_ray, tmp_path):
+    # The end that skips the removals applies only to a lost GCS (a SIGTERM to the whole process
+    # group: tests/test_resume.py); a live one gets Ray's own end.
+    cleanup = RayTuneController.cleanup
+    with quick_end_without_ray():
+        assert not embedded_gcs_lost(wait=0.5)
+        assert len(_fit(tmp_path, "alive")) == 2
+    assert RayTuneController.cleanup is cleanup, "Ray's own method is back"
+    states = [group["state"] for group in ray.util.placement_group_table().values()]
+    assert states and set(states) == {"REMOVED"}, states
 
 
 def test_actor_reuse_never_throws_away_a_process_being_started(local_ray, tmp_path):

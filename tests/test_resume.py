@@ -167,8 +167,9 @@ def test_sigterm_stops_as_cleanly_as_ctrl_c(tmp_path):
 
 def test_sigterm_to_the_whole_process_group_ends_within_seconds_and_resumes(tmp_path):
     # `timeout`, `kill -- -PGID`, a batch system's time limit: Ray's own processes get the signal
-    # too and end at once. The driver still writes Ray's snapshot, then used to wait Ray's
-    # default 60 s for the GCS that had gone before it could exit.
+    # too and their GCS stops serving at once. The driver still writes Ray's snapshot, then used
+    # to wait Ray's default 60 s for the lost GCS, and later Ray's core ended it (exit code 1)
+    # before it printed the outcome and how to resume.
     process = _start(tmp_path, *SWEEP)
     output = "".join(_read_until_progress(process, 2))
     os.killpg(process.pid, signal.SIGTERM)
@@ -177,6 +178,8 @@ def test_sigterm_to_the_whole_process_group_ends_within_seconds_and_resumes(tmp_
     stopped_after = time.monotonic() - signalled
     _stop_session(process.pid)
     assert stopped_after < 30, f"the driver took {stopped_after:.0f} s to end"
+    assert process.returncode == 130, rest[-3000:]
+    assert f"interrupted; the state is saved. Resume with: python launch.py {' '.join(SWEEP)}" in rest
     ended = _ended_trials(output + rest)
     experiment = tmp_path / "runs" / "smoke"
 
