@@ -69,14 +69,20 @@ def _samples_one_trial_each(search: Any) -> bool:
 
 @contextmanager
 def search_counts_restored_trials() -> Iterator[None]:
-    """Inside the block, Ray Tune's resume of an experiment ends with `recount`."""
+    """Inside the block, Ray Tune's resume of an experiment ends with `recount`, and says how many
+    trials the snapshot had lost."""
     from ray.tune.execution.tune_controller import TuneController
 
     resume = TuneController.resume  # Ray 2.x; tests check it is still there
 
     def resume_and_recount(controller: TuneController, resume_config: Any) -> None:
         resume(controller, resume_config)
-        recount(controller._search_alg, controller.get_trials())
+        restored = len(controller.get_trials())
+        lost = recount(controller._search_alg, controller.get_trials())
+        if lost > 0:
+            print(f"the saved state holds {restored} trials where the search had created "
+                  f"{restored + lost} (the driver stopped while saving it): {lost} new trials take "
+                  f"the place of those lost", flush=True)
 
     TuneController.resume = resume_and_recount
     try:

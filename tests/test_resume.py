@@ -213,6 +213,7 @@ def test_a_snapshot_whose_search_is_newer_than_its_trials_resumes_every_trial(tm
     done = run_launch(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "resuming the sweep" in done.stdout
+    assert "the saved state holds 2 trials where the search had created 4" in done.stdout
     trials = {t["trial_id"]: t for t in _summary(experiment)["trials"]}
     assert len(trials) == 4
     assert set(kept) <= set(trials) and not set(lost) & set(trials), "new trials took the lost ones' place"
