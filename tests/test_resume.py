@@ -222,6 +222,32 @@ def test_a_snapshot_whose_search_is_newer_than_its_trials_resumes_every_trial(tm
         assert _iterations(experiment, trial_id) == rows_before[trial_id], "a kept trial ran again"
 
 
+@pytest.mark.parametrize("search", ["hyperopt", "random"])
+def test_a_snapshot_whose_trials_are_newer_than_its_search_runs_no_trial_beyond_num_samples(tmp_path, search):
+    # The other tear: the trials' state holds all 4 trials beside the search state that had
+    # created 2. The resumed search would have created 2 more (random search under trial ids
+    # that the restored trials hold).
+    from ray import cloudpickle
+
+    args = ("experiment=smoke", "name=behind", "num_samples=4", "train.max_epochs=1", f"search={search}")
+    assert run_launch(*args, cwd=tmp_path).returncode == 0
+    experiment = tmp_path / "runs" / "behind"
+    (state_file,) = experiment.glob("search_gen_state-*.json" if search == "hyperopt"
+                                    else "basic-variant-state-*.json")
+    state = cloudpickle.loads(state_file.read_bytes())
+    if search == "hyperopt":
+        state["counter"] = 2
+    else:
+        iterator = state["_iterators"][0]
+        iterator.num_samples_left, iterator.counter, state["_finished"] = 2, 2, False
+    state_file.write_bytes(cloudpickle.dumps(state))
+
+    done = run_launch(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len(_summary(experiment)["trials"]) == 4
+    assert len(list(experiment.glob("trial_*"))) == 4, "a trial beyond num_samples ran"
+
+
 def test_resume_never_and_overwrite(tmp_path):
     args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
     assert run_launch(*args, cwd=tmp_path).returncode == 0
