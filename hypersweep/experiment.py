@@ -91,7 +91,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from hypersweep.actor_reuse import starting_actors_kept
     from hypersweep.lost_ray import quick_end_without_ray
     from hypersweep.restored_search import search_counts_restored_trials
-    from hypersweep.whole_files import whole_files_filesystem  # here: pyarrow waits for Ray
+    from hypersweep.whole_files import uploads_appear_whole, whole_files_filesystem  # pyarrow waits for Ray
 
     # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
     # reports; Ray's own loggers would add a second TensorBoard copy and lose reports.
@@ -151,7 +151,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
             ),
         )
     with _standing_in(path), _without_result_tables(), _gone_checkpoints_count_as_deleted(), \
-            starting_actors_kept(), quick_end_without_ray(), search_counts_restored_trials():
+            starting_actors_kept(), quick_end_without_ray(), search_counts_restored_trials(), \
+            uploads_appear_whole():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
     # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at

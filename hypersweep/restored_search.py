@@ -7,7 +7,9 @@ them into the experiment, several files at once. A driver killed during that cop
 newer search state beside the older trials' state. Resumed from those, the search counted trials
 that no snapshot held as created: they were never run, the search was "finished" with fewer trials
 than `num_samples`, and every resume ended again as interrupted. The other way round (newer
-trials, older search) it would have created more trials than `num_samples`.
+trials, older search) it would have created more trials than `num_samples`. On a directory the
+files of one upload now appear together (`whole_files.uploads_appear_whole`); a bucket's objects
+appear one by one.
 
 After Ray's resume, hypersweep makes the search agree with the trials restored. TPE: the count is
 set to them, and hyperopt is told that the trials it suggested and the snapshot lost ended in

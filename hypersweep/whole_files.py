@@ -6,23 +6,35 @@ during that copy left the snapshot cut short: Tune could not restore the run and
 with none of its trials. Here Ray's files are written beside their target and renamed over it when
 complete, which is atomic on a local disk and on NFS alike, so a kill leaves the old snapshot or
 the new one. Buckets (s3://, gs://) need none of this: an object appears whole once uploaded.
+
+A snapshot is several files (the trials' states, the search's count of the trials it created, the
+searcher's own state), which Ray copies several at once; whole files alone still let a kill leave
+a new one beside an old one. So the files of one of the driver's uploads appear together, once all
+are written, the trials' states last (`uploads_appear_whole`).
 """
 
 import io
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pyarrow
 from pyarrow import fs as pafs
 
+# The file Ray restores an experiment from first: renamed last, once the rest of its snapshot is in.
+EXPERIMENT_STATE_PREFIX = "experiment_state-"
+
 
 class _RenamedWhenClosed(io.FileIO):
-    """A file written under a temporary name in the same folder, renamed to `path` on close."""
+    """A file written under a temporary name in the same folder; on close, `complete(temporary
+    name, path)` puts it in place."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, complete: Callable[[str, str], None]) -> None:
         folder, name = os.path.split(path)
         self.final_path = path
+        self.complete = complete
         # Hidden and unique per writer, so that no reader globbing `*.json` takes it for Ray's.
         super().__init__(os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp"), "w")
 
@@ -30,7 +42,7 @@ class _RenamedWhenClosed(io.FileIO):
         if self.closed:
             return
         super().close()
-        os.replace(self.name, self.final_path)
+        self.complete(self.name, self.final_path)
 
 
 class WholeFilesHandler(pafs.FileSystemHandler):
@@ -38,6 +50,39 @@ class WholeFilesHandler(pafs.FileSystemHandler):
 
     def __init__(self) -> None:
         self.local = pafs.LocalFileSystem()
+        self._lock = threading.Lock()
+        self._held: list[tuple[str, str]] | None = None  # (written, final path) while held back
+
+    @contextmanager
+    def files_appear_together(self) -> Iterator[None]:
+        """Files written inside the block (from any thread) appear when it ends, all of them, the
+        experiment's state last; none of them if it raises (their previous versions stay)."""
+        with self._lock:
+            self._held = []
+        try:
+            yield
+        except BaseException:
+            for written, _ in self._stop_holding():
+                with suppress(OSError):  # the upload's own error is the one to raise
+                    os.remove(written)
+            raise
+        held = self._stop_holding()
+        # The experiment's state last: a kill between two renames leaves its previous version.
+        held.sort(key=lambda pair: os.path.basename(pair[1]).startswith(EXPERIMENT_STATE_PREFIX))
+        for written, final in held:
+            os.replace(written, final)
+
+    def _stop_holding(self) -> list[tuple[str, str]]:
+        with self._lock:
+            held, self._held = self._held or [], None
+        return held
+
+    def _complete(self, written: str, final: str) -> None:
+        with self._lock:
+            if self._held is not None:
+                self._held.append((written, final))
+                return
+        os.replace(written, final)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WholeFilesHandler)
@@ -90,7 +135,7 @@ class WholeFilesHandler(pafs.FileSystemHandler):
         return self.local.open_input_file(path)
 
     def open_output_stream(self, path: str, metadata: Any) -> Any:
-        return pyarrow.PythonFile(_RenamedWhenClosed(path), mode="w")
+        return pyarrow.PythonFile(_RenamedWhenClosed(path, self._complete), mode="w")
 
     def open_append_stream(self, path: str, metadata: Any) -> Any:
         return self.local.open_append_stream(path)
@@ -108,3 +153,25 @@ def read_in_place(filesystem: pafs.FileSystem) -> pafs.FileSystem:
     if isinstance(filesystem, pafs.PyFileSystem) and isinstance(filesystem.handler, WholeFilesHandler):
         return pafs.LocalFileSystem()
     return filesystem
+
+
+@contextmanager
+def uploads_appear_whole() -> Iterator[None]:
+    """Inside the block, each of Ray's uploads to a whole-files filesystem (the driver's snapshot
+    syncs) appears whole: its files together, the experiment's state last."""
+    from ray.train._internal import storage
+
+    upload = storage._upload_to_fs_path  # Ray 2.x; tests check it is still there
+
+    def upload_whole(local_path: str, fs: pafs.FileSystem, fs_path: str, exclude: Any = None) -> None:
+        handler = fs.handler if isinstance(fs, pafs.PyFileSystem) else None
+        if not isinstance(handler, WholeFilesHandler):
+            return upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
+        with handler.files_appear_together():
+            upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
+
+    storage._upload_to_fs_path = upload_whole
+    try:
+        yield
+    finally:
+        storage._upload_to_fs_path = upload

@@ -10,7 +10,7 @@ from pyarrow import fs as pafs
 from ray.train._internal.storage import _upload_to_fs_path
 
 from hypersweep.storage import live_file
-from hypersweep.whole_files import whole_files_filesystem
+from hypersweep.whole_files import uploads_appear_whole, whole_files_filesystem
 from tests.conftest import ROOT
 
 # Writes half of a new version of the file, says so, and waits to be killed.
@@ -26,6 +26,22 @@ with filesystem.open_output_stream(sys.argv[1]) as sink:
     print("half written", flush=True)
     time.sleep(60)
     sink.write(b"end")
+"""
+
+
+# Writes the new search state of a snapshot, says so, and waits to be killed before its new trials'
+# state (Ray copies a snapshot's files several at once, in no set order).
+SNAPSHOT_UPLOADER = """
+import contextlib, sys, time
+from hypersweep.whole_files import whole_files_filesystem
+
+filesystem = whole_files_filesystem()
+held = filesystem.handler.files_appear_together if sys.argv[2] == "together" else contextlib.nullcontext
+with held():
+    with filesystem.open_output_stream(sys.argv[1] + "/search_gen_state-1.json") as sink:
+        sink.write(b"new")
+    print("search state written", flush=True)
+    time.sleep(60)
 """
 
 
@@ -62,6 +78,49 @@ def test_ray_tunes_upload_writes_every_file_whole_and_leaves_no_temporary_file(t
         assert stream.read() == (staging / written[1]).read_bytes()
     filesystem.copy_file(str(experiment / written[0]), str(tmp_path / "copy.json"))
     assert (tmp_path / "copy.json").read_text() == "{}" * 10_000
+
+
+@pytest.mark.parametrize(("upload", "consistent"), [("together", True), ("file by file", False)])
+def test_an_upload_killed_midway_leaves_the_previous_snapshot_whole(tmp_path, upload, consistent):
+    for name in ("experiment_state-1.json", "search_gen_state-1.json"):
+        (tmp_path / name).write_text("old")
+    uploader = subprocess.Popen([sys.executable, "-c", SNAPSHOT_UPLOADER, str(tmp_path), upload], text=True,
+                                stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert uploader.stdout.readline() == "search state written\n"
+    uploader.kill()
+    uploader.wait()
+    assert (tmp_path / "experiment_state-1.json").read_text() == "old"
+    # File by file, the new search state stood beside the old trials' state: a torn snapshot.
+    assert ((tmp_path / "search_gen_state-1.json").read_text() == "old") is consistent
+
+
+def test_files_held_for_an_upload_that_fails_never_appear(tmp_path):
+    (tmp_path / "experiment_state-1.json").write_text("old")
+    filesystem = whole_files_filesystem()
+    with pytest.raises(OSError), filesystem.handler.files_appear_together():
+        for name in ("experiment_state-1.json", "search_gen_state-1.json"):
+            with filesystem.open_output_stream(str(tmp_path / name)) as sink:
+                sink.write(b"new")
+        raise OSError("the copy failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["experiment_state-1.json"], "no temporary file left"
+    assert (tmp_path / "experiment_state-1.json").read_text() == "old"
+
+
+def test_ray_tunes_uploads_appear_whole_inside_the_block(tmp_path):
+    from ray.train._internal import storage
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for name in ("experiment_state-1.json", "search_gen_state-1.json", "searcher-state-1.pkl"):
+        (staging / name).write_text(name * 1000)
+    experiment = tmp_path / "experiment"
+    upload = storage._upload_to_fs_path
+    with uploads_appear_whole():
+        storage._upload_to_fs_path(str(staging), whole_files_filesystem(), str(experiment))
+    assert storage._upload_to_fs_path is upload, "Ray's own function is back"
+    assert sorted(p.name for p in experiment.iterdir()) == sorted(p.name for p in staging.iterdir())
+    for name in staging.iterdir():
+        assert (experiment / name.name).read_text() == name.read_text()
 
 
 def test_it_travels_to_the_trial_processes_as_itself():
