@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hypersweep.errors import ClusterError
 from hypersweep.lean_start import lean_start
+from hypersweep.lost_ray import shut_down_ray
 
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
@@ -174,7 +175,7 @@ def connect(cluster: dict) -> Iterator[str | None]:
     try:
         yield os.path.join(session, "logs") if session else None
     finally:
-        ray.shutdown()
+        shut_down_ray()
 
 
 def alive_nodes() -> list[dict]:

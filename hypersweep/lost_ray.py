@@ -6,14 +6,18 @@ stops cleanly: it writes its snapshot, then removes every trial's actor and plac
 Those removals ask the GCS and block until Ray's core gives up on it (`cluster.GCS_LOST_SECONDS`)
 and ends the process with exit code 1, before hypersweep has printed the outcome and how to
 resume. With the GCS gone, the trials' actors and placement groups went with it: nothing is left
-to remove, so hypersweep skips that part of Tune's end.
+to remove, so hypersweep skips those removals, wherever Tune makes them (its end, a trial that
+failed as its actor went), and ends the embedded Ray's leftover processes itself rather than wait
+in `ray.shutdown` for the GCS.
 """
 
+import atexit
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # How long a sweep stopping on SIGTERM waits for a GCS that may have got the same signal to stop.
 GCS_STOP_SECONDS = 1.0
@@ -44,27 +48,76 @@ def embedded_gcs_lost(wait: float = 0.0) -> bool:
     return node is not None and node.head and refuses_connections(node.gcs_address, wait)
 
 
+class _LostRay:
+    """Whether the embedded Ray is lost, asked where Tune would otherwise wait on its GCS. After a
+    SIGTERM, the first question waits up to GCS_STOP_SECONDS for a GCS that got the same signal
+    to stop; once lost, it stays lost."""
+
+    def __init__(self) -> None:
+        self.lost = False
+        self.waited = False
+
+    def __call__(self) -> bool:
+        if not self.lost:
+            wait = GCS_STOP_SECONDS if SIGTERM_RECEIVED.is_set() and not self.waited else 0.0
+            self.waited = self.waited or wait > 0
+            self.lost = embedded_gcs_lost(wait)
+        return self.lost
+
+
 @contextmanager
 def quick_end_without_ray() -> Iterator[None]:
-    """Inside the block, Ray Tune's end of an experiment skips removing the trials' actors when
-    the embedded Ray's GCS has stopped; its callbacks still end the experiment."""
+    """Inside the block, Ray Tune removes no placement group and, at its end, no trial's actor,
+    once the embedded Ray's GCS has stopped; its callbacks still end the experiment."""
+    import ray.util
+    from ray.air.execution.resources import placement_group as resources
     from ray.tune.execution.tune_controller import TuneController
 
     cleanup = TuneController.cleanup  # Ray 2.x; tests check it is still there
+    remove = resources.remove_placement_group  # the same function under two names there
+    lost = _LostRay()
 
     def cleanup_unless_ray_lost(controller: TuneController) -> None:
-        # Only a SIGTERM can have gone to the GCS as well: only then is its stop worth waiting for.
-        if embedded_gcs_lost(wait=GCS_STOP_SECONDS if SIGTERM_RECEIVED.is_set() else 0.0):
+        if lost():
             controller.end_experiment_callbacks()
             # Its placement groups went with the GCS: forget them as Ray's own clear() ends, or
-            # the manager's __del__ would ask the GCS to remove them.
+            # the manager's __del__ would ask the GCS to remove them after the block.
             manager = controller._actor_manager._resource_manager
             manager.__init__(update_interval_s=manager.update_interval_s)
         else:
             cleanup(controller)
 
+    def remove_unless_ray_lost(group: Any) -> None:
+        if not lost():
+            remove(group)
+
     TuneController.cleanup = cleanup_unless_ray_lost
+    resources.remove_placement_group = ray.util.remove_placement_group = remove_unless_ray_lost
     try:
         yield
     finally:
         TuneController.cleanup = cleanup
+        resources.remove_placement_group = ray.util.remove_placement_group = remove
+
+
+def shut_down_ray() -> None:
+    """`ray.shutdown()`; for an embedded Ray whose GCS is gone, nothing that waits on it.
+
+    Ray's shutdown would wait seconds on the lost GCS, and Ray's core ends a driver that has been
+    without its GCS for `cluster.GCS_LOST_SECONDS` with exit code 1.
+    """
+    import ray
+    from ray._private import worker
+    from ray.tune import registry
+
+    if not embedded_gcs_lost():
+        ray.shutdown()
+        return
+    # Ray starts its processes to end with the driver (they share its fate). Ended before, the
+    # raylet would be seen gone by Ray's core, which then ends the driver with exit code 1, at
+    # once: before the outcome is printed, or before the exit code is set. So the node's own
+    # handler at exit does nothing, and Ray's and Ray Tune's, which would ask the lost GCS (its
+    # shutdown; the removal of the trainables registered in it), are taken off.
+    worker._global_node.kill_all_processes = lambda *args, **kwargs: None
+    atexit.unregister(worker.shutdown)
+    atexit.unregister(registry._unregister_all)

@@ -19,13 +19,21 @@ EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
 PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is (Linux)
 
 
-def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
-    # Ray Tune stops gracefully and saves its state on SIGINT; give SIGTERM (a scheduler or
-    # `kill`) the same clean stop.
+def _sigterm_as_ctrl_c(resume: str) -> Callable[[int, object], None]:
+    """A SIGTERM handler that stops the sweep as Ctrl-C does, and says at once how to resume."""
     from hypersweep.lost_ray import SIGTERM_RECEIVED
 
-    SIGTERM_RECEIVED.set()
-    os.kill(os.getpid(), signal.SIGINT)
+    def stop(signum: int, frame: object) -> None:
+        # Said now: when the signal went to Ray's processes too, Ray's core can end this one,
+        # its state saved, before the outcome is printed. os.write, as print() here could land
+        # inside another print() and raise.
+        os.write(sys.stdout.fileno(), f"SIGTERM: stopping; the state is saved as the sweep ends. "
+                                      f"Resume with: {resume}\n".encode())
+        SIGTERM_RECEIVED.set()
+        # Ray Tune stops gracefully and saves its state on SIGINT: the same clean stop.
+        os.kill(os.getpid(), signal.SIGINT)
+
+    return stop
 
 
 def _dry_run(config: dict, dims: list) -> int:
@@ -131,7 +139,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
         data = prepared()
         check_cluster(config)
         # After ray.init, which installs a SIGTERM handler of its own that just exits.
-        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c(resume_command(overrides)))
         outcome = experiment.run(config, dims, resume, groups, data)
     records = outcome.records
     best = best_record(records, config["mode"])

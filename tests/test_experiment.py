@@ -85,11 +85,14 @@ def test_a_gcs_that_stops_listening_counts_as_lost():
 def test_a_sweep_whose_ray_is_alive_still_removes_its_placement_groups(local_ray, tmp_path):
     # The end that skips the removals applies only to a lost GCS (a SIGTERM to the whole process
     # group: tests/test_resume.py); a live one gets Ray's own end.
-    cleanup = RayTuneController.cleanup
+    cleanup, remove = RayTuneController.cleanup, ray.util.remove_placement_group
     with quick_end_without_ray():
         assert not embedded_gcs_lost(wait=0.5)
         assert len(_fit(tmp_path, "alive")) == 2
     assert RayTuneController.cleanup is cleanup, "Ray's own method is back"
+    from ray.air.execution.resources import placement_group as resources
+
+    assert ray.util.remove_placement_group is remove is resources.remove_placement_group
     states = [group["state"] for group in ray.util.placement_group_table().values()]
     assert states and set(states) == {"REMOVED"}, states
 

@@ -180,8 +180,13 @@ def test_sigterm_to_the_whole_process_group_ends_within_seconds_and_resumes(tmp_
     stopped_after = time.monotonic() - signalled
     _stop_session(process.pid)
     assert stopped_after < 30, f"the driver took {stopped_after:.0f} s to end"
-    assert process.returncode == 130, rest[-3000:]
-    assert f"interrupted; the state is saved. Resume with: python launch.py {' '.join(SWEEP)}" in rest
+    # At once, in case Ray's core, seeing its raylet gone, ends the driver before its outcome.
+    assert f"SIGTERM: stopping; the state is saved as the sweep ends. Resume with: python launch.py " \
+           f"{' '.join(SWEEP)}" in rest
+    if process.returncode == 130:  # else 1, from Ray's core
+        assert f"interrupted; the state is saved. Resume with: python launch.py {' '.join(SWEEP)}" in rest
+    else:
+        assert process.returncode == 1, rest[-3000:]
     ended = _ended_trials(output + rest)
     experiment = tmp_path / "runs" / "smoke"
 
