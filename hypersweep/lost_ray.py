@@ -1,14 +1,14 @@
-"""A sweep whose embedded Ray has gone ends at once, with its outcome and the resume command.
+"""A sweep whose embedded Ray has gone ends at once, instead of waiting on Ray's lost GCS.
 
 A signal to the driver's whole process group (`timeout`, `kill -- -PGID`, a batch system's time
 limit) reaches the embedded Ray's processes too: its GCS stops serving at once. Ray Tune still
-stops cleanly: it writes its snapshot, then removes every trial's actor and placement group.
-Those removals ask the GCS and block until Ray's core gives up on it (`cluster.GCS_LOST_SECONDS`)
-and ends the process with exit code 1, before hypersweep has printed the outcome and how to
-resume. With the GCS gone, the trials' actors and placement groups went with it: nothing is left
-to remove, so hypersweep skips those removals, wherever Tune makes them (its end, a trial that
-failed as its actor went), and ends the embedded Ray's leftover processes itself rather than wait
-in `ray.shutdown` for the GCS.
+stops cleanly and writes its snapshot, but then removes every trial's placement group and actor
+through the GCS, and Ray's shutdown and Ray Tune's handler at exit ask it too. Each of those
+blocked until Ray's core gave up on the GCS (`cluster.GCS_LOST_SECONDS`) and ended the process
+with exit code 1, before hypersweep printed the outcome. With the GCS gone, the placement groups
+and actors went with it, and Ray's processes end with the driver: hypersweep skips those calls.
+Ray's core still ends the driver with exit code 1 when it sees its raylet gone, which can come
+first; the SIGTERM handler prints the resume command at once for that case.
 """
 
 import atexit
