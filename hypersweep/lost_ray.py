@@ -49,19 +49,19 @@ def embedded_gcs_lost(wait: float = 0.0) -> bool:
 
 
 class _LostRay:
-    """Whether the embedded Ray is lost, asked where Tune would otherwise wait on its GCS. After a
-    SIGTERM, the first question waits up to GCS_STOP_SECONDS for a GCS that got the same signal
-    to stop; once lost, it stays lost."""
+    """Whether the embedded Ray is lost, asked where Tune would otherwise wait on its GCS. Only a
+    SIGTERM can have gone to the GCS as well, so until one comes the answer is no, without asking
+    the GCS (this is asked at every trial's end). The first question after it waits up to
+    GCS_STOP_SECONDS for the GCS to stop; once lost, it stays lost."""
 
     def __init__(self) -> None:
         self.lost = False
         self.waited = False
 
     def __call__(self) -> bool:
-        if not self.lost:
-            wait = GCS_STOP_SECONDS if SIGTERM_RECEIVED.is_set() and not self.waited else 0.0
-            self.waited = self.waited or wait > 0
-            self.lost = embedded_gcs_lost(wait)
+        if not self.lost and SIGTERM_RECEIVED.is_set():
+            self.lost = embedded_gcs_lost(wait=0.0 if self.waited else GCS_STOP_SECONDS)
+            self.waited = True
         return self.lost
 
 
