@@ -43,10 +43,11 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
     from ray.tune.search.search_generator import SearchGenerator
 
     restored = len(restored_trials)
+    lost = lost_suggestions(search, {trial.trial_id for trial in restored_trials})
     if isinstance(search, SearchGenerator):
         ahead = search._counter - restored  # Ray 2.x; tests check it is still there
         search._counter = restored
-        for trial_id in sorted(lost_suggestions(search, {t.trial_id for t in restored_trials})):
+        for trial_id in sorted(lost):
             search.searcher.on_trial_complete(trial_id, error=True)
         return ahead
     if isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
@@ -54,7 +55,7 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
         ahead = sum(it.num_samples - it.num_samples_left for it in search._iterators) - restored
         iterator.num_samples_left += ahead  # draws again as many samples as were lost
         iterator.counter = max(iterator.counter, restored)  # new trial ids, never a restored one's
-        search._live_trials -= lost_suggestions(search, {t.trial_id for t in restored_trials})
+        search._live_trials -= lost
         search._finished = False
         return ahead
     return 0
@@ -79,8 +80,8 @@ def search_counts_restored_trials() -> Iterator[None]:
 
     def resume_and_recount(controller: TuneController, resume_config: Any) -> None:
         resume(controller, resume_config)
-        restored = len(controller.get_trials())
-        lost = recount(controller._search_alg, controller.get_trials())
+        trials = controller.get_trials()
+        restored, lost = len(trials), recount(controller._search_alg, trials)
         if lost > 0:
             print(f"the saved state holds {restored} trials where the search had created "
                   f"{restored + lost} (the driver stopped while saving it): {lost} new trials take "
