@@ -13,16 +13,15 @@ first; the SIGTERM handler prints the resume command at once for that case.
 
 import atexit
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hypersweep.sigterm import SIGTERM_RECEIVED
+
 # How long a sweep stopping on SIGTERM waits for a GCS that may have got the same signal to stop.
 GCS_STOP_SECONDS = 1.0
-# Set by the driver's SIGTERM handler. Ctrl-C reaches the GCS too, but Ray's processes ignore it.
-SIGTERM_RECEIVED = threading.Event()
 
 
 def refuses_connections(address: str, wait: float = 0.0) -> bool:

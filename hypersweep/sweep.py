@@ -5,7 +5,6 @@ launch.py (Hydra) composes the config and calls `sweep`; tests call it directly 
 
 import importlib
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -17,23 +16,6 @@ from schedulers.searchers import search_module
 
 EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
 PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is (Linux)
-
-
-def _sigterm_as_ctrl_c(resume: str) -> Callable[[int, object], None]:
-    """A SIGTERM handler that stops the sweep as Ctrl-C does, and says at once how to resume."""
-    from hypersweep.lost_ray import SIGTERM_RECEIVED
-
-    def stop(signum: int, frame: object) -> None:
-        # Said now: when the signal went to Ray's processes too, Ray's core can end this one,
-        # its state saved, before the outcome is printed. os.write, as print() here could land
-        # inside another print() and raise.
-        os.write(sys.stdout.fileno(), f"SIGTERM: stopping; the state is saved as the sweep ends. "
-                                      f"Resume with: {resume}\n".encode())
-        SIGTERM_RECEIVED.set()
-        # Ray Tune stops gracefully and saves its state on SIGINT: the same clean stop.
-        os.kill(os.getpid(), signal.SIGINT)
-
-    return stop
 
 
 def _dry_run(config: dict, dims: list) -> int:
@@ -125,6 +107,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     from hypersweep.preflight import check_cluster
     from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
+    from hypersweep.sigterm import stopping_on_sigterm
     from hypersweep.summary import outcome_text, pbt_text, plan_text
 
     print(plan_text(config, dims), flush=True)
@@ -138,9 +121,8 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     with connect(config["cluster"]) as ray_logs:
         data = prepared()
         check_cluster(config)
-        # After ray.init, which installs a SIGTERM handler of its own that just exits.
-        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c(resume_command(overrides)))
-        outcome = experiment.run(config, dims, resume, groups, data)
+        with stopping_on_sigterm(resume_command(overrides)):
+            outcome = experiment.run(config, dims, resume, groups, data)
     records = outcome.records
     best = best_record(records, config["mode"])
     baseline = baseline_record(records, config)
