@@ -15,10 +15,12 @@ until the new process is up.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from ray.tune.execution import tune_controller
+
+from hypersweep.replaced import replaced
 
 if TYPE_CHECKING:
     from ray.air.execution._internal.tracked_actor import TrackedActor
@@ -70,10 +72,5 @@ def starting_actors_kept() -> Iterator[bool]:
 
     usable = tune.TuneController is _RayTuneController and hasattr(
         _RayTuneController, "_maybe_reuse_cached_actor")
-    if usable:
-        tune.TuneController = TuneController
-    try:
+    with replaced(tune, "TuneController", TuneController) if usable else nullcontext():
         yield usable
-    finally:
-        if usable:
-            tune.TuneController = _RayTuneController

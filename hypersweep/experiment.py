@@ -12,6 +12,7 @@ from hypersweep.cluster import alive_nodes
 from hypersweep.paths import experiment_dir, experiment_location, is_uri
 from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
+from hypersweep.replaced import replaced
 from hypersweep.resume import record_start
 from schedulers.searchers import build_search
 from schedulers.space import (
@@ -197,12 +198,8 @@ def _without_result_tables() -> Iterator[None]:
     """
     from ray.tune import ExperimentAnalysis
 
-    fetch = ExperimentAnalysis._fetch_trial_dataframes  # Ray 2.x; tests check it is still there
-    ExperimentAnalysis._fetch_trial_dataframes = lambda self: {}
-    try:
+    with replaced(ExperimentAnalysis, "_fetch_trial_dataframes", lambda self: {}):
         yield
-    finally:
-        ExperimentAnalysis._fetch_trial_dataframes = fetch
 
 
 @contextmanager
@@ -225,11 +222,8 @@ def _gone_checkpoints_count_as_deleted() -> Iterator[None]:
         except FileNotFoundError:
             pass  # gone already: deleted
 
-    checkpoint_manager._delete_fs_path = delete_unless_gone
-    try:
+    with replaced(checkpoint_manager, "_delete_fs_path", delete_unless_gone):
         yield
-    finally:
-        checkpoint_manager._delete_fs_path = delete
 
 
 @contextmanager

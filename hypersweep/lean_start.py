@@ -14,7 +14,8 @@ import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+
+from hypersweep.replaced import replaced
 
 # Ray's head node starts these besides the GCS, the raylet and its two agents, and a sweep on the
 # embedded Ray uses none of them: the autoscaler monitor (one machine autoscales nothing) and the
@@ -40,30 +41,15 @@ def lean_start(dashboard: bool) -> Iterator[None]:
     from ray._private.node import Node
 
     unused = UNUSED_HEAD_PROCESSES + (() if dashboard else DASHBOARD_PROCESSES)
-    with ExitStack() as replacements:
-        for name in unused:
-            replacements.enter_context(_replaced(Node, name, _start_nothing))
-        replacements.enter_context(
-            _replaced(ray_utils, "get_dashboard_dependency_error", dashboard_dependency_error))
-        if "get_node" in vars(ray_services):
-            replacements.enter_context(
-                _replaced(ray_services, "get_node", _once_registered(ray_services.get_node)))
+    replacements = [(Node, name, _start_nothing) for name in unused]
+    replacements.append((ray_utils, "get_dashboard_dependency_error", dashboard_dependency_error))
+    if "get_node" in vars(ray_services):
+        replacements.append((ray_services, "get_node", _once_registered(ray_services.get_node)))
+    with ExitStack() as stack:
+        for owner, name, replacement in replacements:
+            if name in vars(owner):  # else Ray starts as it would
+                stack.enter_context(replaced(owner, name, replacement))
         yield
-
-
-@contextmanager
-def _replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
-    """`owner.name` (a class's own attribute, a module's global) is `replacement` meanwhile;
-    left alone where `owner` has no such attribute."""
-    if name not in vars(owner):
-        yield
-        return
-    original = vars(owner)[name]
-    setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
 
 
 def _start_nothing(node: object, *args: object, **kwargs: object) -> None:

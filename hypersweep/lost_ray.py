@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hypersweep.replaced import replaced
 from hypersweep.sigterm import SIGTERM_RECEIVED
 
 # How long a sweep stopping on SIGTERM waits for a GCS that may have got the same signal to stop.
@@ -90,13 +91,10 @@ def quick_end_without_ray() -> Iterator[None]:
         if not lost():
             remove(group)
 
-    TuneController.cleanup = cleanup_unless_ray_lost
-    resources.remove_placement_group = ray.util.remove_placement_group = remove_unless_ray_lost
-    try:
+    with (replaced(TuneController, "cleanup", cleanup_unless_ray_lost),
+          replaced(resources, "remove_placement_group", remove_unless_ray_lost),
+          replaced(ray.util, "remove_placement_group", remove_unless_ray_lost)):
         yield
-    finally:
-        TuneController.cleanup = cleanup
-        resources.remove_placement_group = ray.util.remove_placement_group = remove
 
 
 def shut_down_ray() -> None:

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hypersweep.replaced import replaced
+
 
 def lost_suggestions(search: Any, restored: set[str]) -> set[str]:
     """The trial ids that `search` (or a searcher it wraps) holds as created and not ended, but the
@@ -87,8 +89,5 @@ def search_counts_restored_trials() -> Iterator[None]:
                   f"{restored + lost} (the driver stopped while saving it): {lost} new trials take "
                   f"the place of those lost", flush=True)
 
-    TuneController.resume = resume_and_recount
-    try:
+    with replaced(TuneController, "resume", resume_and_recount):
         yield
-    finally:
-        TuneController.resume = resume

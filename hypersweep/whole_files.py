@@ -23,6 +23,8 @@ from typing import Any
 import pyarrow
 from pyarrow import fs as pafs
 
+from hypersweep.replaced import replaced
+
 # The file Ray restores an experiment from first: renamed last, once the rest of its snapshot is in.
 EXPERIMENT_STATE_PREFIX = "experiment_state-"
 
@@ -170,8 +172,5 @@ def uploads_appear_whole() -> Iterator[None]:
         with handler.files_appear_together():
             upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
 
-    storage._upload_to_fs_path = upload_whole
-    try:
+    with replaced(storage, "_upload_to_fs_path", upload_whole):
         yield
-    finally:
-        storage._upload_to_fs_path = upload
