@@ -136,7 +136,6 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
                 search_alg=build_search(config, dims),
                 scheduler=build_scheduler(config, dims),
                 num_samples=config["num_samples"],
-                max_concurrent_trials=config["max_concurrent"] or None,
                 reuse_actors=config["reuse_actors"],
                 trial_name_creator=_trial_name,
                 trial_dirname_creator=_trial_name,

@@ -49,16 +49,20 @@ def check_search(config: dict, dims: list[Dimension]) -> None:
 
 
 def build_search(config: dict, dims: list[Dimension]) -> Any:
-    """The Ray Tune search algorithm; its first trial is the config's own defaults.
+    """The Ray Tune search algorithm; its first trial is the config's own defaults, and it runs at
+    most `max_concurrent` trials at once (0: no limit).
 
     hyperopt gets its own space (the Tuner's param_space then holds no domains): see
-    schedulers/conditional.py for why.
+    schedulers/conditional.py for why. The limit is set here, not through Ray's
+    `max_concurrent_trials`, which ignores it for random and grid search.
     """
     baseline = baseline_point(config, dims)
     if config["search"]["name"] == "hyperopt":
+        from ray.tune.search import ConcurrencyLimiter
+
         from schedulers.conditional import ConditionalHyperOptSearch, hyperopt_point, hyperopt_space
 
-        return ConditionalHyperOptSearch(
+        search = ConditionalHyperOptSearch(
             space=hyperopt_space(dims),
             metric=config["metric"],
             mode=config["mode"],
@@ -66,6 +70,8 @@ def build_search(config: dict, dims: list[Dimension]) -> Any:
             n_initial_points=config["search"].get("n_initial_points", 8),
             random_state_seed=config["seed"],
         )
+        return ConcurrencyLimiter(search, config["max_concurrent"]) if config["max_concurrent"] else search
     from schedulers.active_variants import ActiveOnlyVariants
 
-    return ActiveOnlyVariants(points_to_evaluate=[baseline], random_state=config["seed"])
+    return ActiveOnlyVariants(points_to_evaluate=[baseline], random_state=config["seed"],
+                              max_concurrent=config["max_concurrent"])

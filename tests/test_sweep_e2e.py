@@ -159,3 +159,16 @@ def test_a_sweep_runs_a_trial_in_every_process_ray_starts_and_wastes_none(tmp_pa
     assert len(rows) == 40
     assert len({row["pid"] for row in rows}) == 3, "each of the 3 slots ran trials"
     assert len(list((experiment / "claims").iterdir())) == 3, "no process was started and thrown away"
+
+
+@pytest.mark.parametrize("search", ["hyperopt", "random"])
+def test_max_concurrent_caps_the_trials_running_at_once_for_every_search(tmp_path, search):
+    # Ray's own `max_concurrent_trials` ignored the cap for random and grid search: on 2 CPUs two
+    # trials ran at once.
+    done = run_launch("experiment=smoke", f"search={search}", "scheduler=fifo", "num_samples=4",
+                      "train.max_epochs=2", "max_concurrent=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # One line per ended trial, with how many others ran at that moment.
+    running = [int(n) for n in re.findall(r"^\[\d/4\] .* \| (\d+) running, ", done.stdout, re.M)]
+    assert running == [0, 0, 0, 0], done.stdout[-2000:]
+    assert "max_concurrent_trials` will be ignored" not in done.stdout + done.stderr
