@@ -22,11 +22,15 @@ from typing import Any
 
 import pyarrow
 from pyarrow import fs as pafs
+from ray.train._internal import storage as ray_storage
 
 from hypersweep.replaced import replaced
 
 # The file Ray restores an experiment from first: renamed last, once the rest of its snapshot is in.
 EXPERIMENT_STATE_PREFIX = "experiment_state-"
+# Ray's own upload (Ray 2.x; tests check it is still there), taken before `uploads_appear_whole`
+# can replace it.
+_ray_upload = ray_storage._upload_to_fs_path
 
 
 class _RenamedWhenClosed(io.FileIO):
@@ -161,16 +165,18 @@ def read_in_place(filesystem: pafs.FileSystem) -> pafs.FileSystem:
 def uploads_appear_whole() -> Iterator[None]:
     """Inside the block, each of Ray's uploads to a whole-files filesystem (the driver's snapshot
     syncs) appears whole: its files together, the experiment's state last."""
-    from ray.train._internal import storage
-
-    upload = storage._upload_to_fs_path  # Ray 2.x; tests check it is still there
-
-    def upload_whole(local_path: str, fs: pafs.FileSystem, fs_path: str, exclude: Any = None) -> None:
-        handler = fs.handler if isinstance(fs, pafs.PyFileSystem) else None
-        if not isinstance(handler, WholeFilesHandler):
-            return upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
-        with handler.files_appear_together():
-            upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
-
-    with replaced(storage, "_upload_to_fs_path", upload_whole):
+    with replaced(ray_storage, "_upload_to_fs_path", upload_whole):
         yield
+
+
+def upload_whole(local_path: str, fs: pafs.FileSystem, fs_path: str, exclude: Any = None) -> None:
+    """Ray's `_upload_to_fs_path`, whose files appear together on a whole-files filesystem.
+
+    At module level, so that pickling it names it: Ray's syncer keeps its last command, and every
+    trial's state in every snapshot pickles that syncer (a closure here cost 6.6 KB a trial).
+    """
+    handler = fs.handler if isinstance(fs, pafs.PyFileSystem) else None
+    if not isinstance(handler, WholeFilesHandler):
+        return _ray_upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
+    with handler.files_appear_together():
+        _ray_upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
