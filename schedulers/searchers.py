@@ -61,6 +61,7 @@ def build_search(config: dict, dims: list[Dimension]) -> Any:
         from ray.tune.search import ConcurrencyLimiter
 
         from schedulers.conditional import ConditionalHyperOptSearch, hyperopt_point, hyperopt_space
+        from schedulers.searched_tags import SearchedValuesTags
 
         search = ConditionalHyperOptSearch(
             space=hyperopt_space(dims),
@@ -70,7 +71,9 @@ def build_search(config: dict, dims: list[Dimension]) -> Any:
             n_initial_points=config["search"].get("n_initial_points", 8),
             random_state_seed=config["seed"],
         )
-        return ConcurrencyLimiter(search, config["max_concurrent"]) if config["max_concurrent"] else search
+        if config["max_concurrent"]:
+            search = ConcurrencyLimiter(search, config["max_concurrent"])
+        return SearchedValuesTags(search)
     from schedulers.active_variants import ActiveOnlyVariants
 
     return ActiveOnlyVariants(points_to_evaluate=[baseline], random_state=config["seed"],

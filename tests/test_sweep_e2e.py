@@ -72,6 +72,19 @@ def test_the_summary_has_every_trial_the_baseline_and_a_best_inside_the_space(sm
     assert 0.0 < best["test_acc"] <= 1.0
 
 
+def test_each_trials_tag_names_the_searched_values_only(smoke):
+    # Ray's TPE wrapper tagged each trial with its whole config (1.3 KB), copied into every
+    # report, checkpoint and snapshot of it.
+    _, experiment = smoke
+    (state,) = experiment.glob("experiment_state-*.json")
+    trials = [json.loads(trial) for trial, _ in json.loads(state.read_text())["trial_data"]]
+    assert sorted(int(t["experiment_tag"].split("_", 1)[0]) for t in trials) == [1, 2, 3, 4, 5, 6]
+    for trial in trials:
+        named = dict(pair.split("=") for pair in trial["experiment_tag"].split("_", 1)[1].split(","))
+        assert set(named) == {path.rsplit(".", 1)[1] for path in TUNED}, trial["experiment_tag"]
+        assert named["activation"] == trial["config"]["model"]["activation"]
+
+
 def test_tensorboard_holds_every_trials_scalars_and_hparams(smoke):
     _, experiment = smoke
     runs = sorted((experiment / "tensorboard").iterdir())
