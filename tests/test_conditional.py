@@ -25,7 +25,7 @@ def transformer(compose_config) -> dict:
 def _drawn(config: dict, count: int) -> tuple[list[dict], object]:
     """`count` configs from the experiment's own hyperopt searcher, each told a made-up result
     (so TPE takes over after n_initial_points), and the searcher."""
-    searcher = build_search(config, validate(config))
+    searcher = build_search(config, validate(config)).searcher  # inside Ray's trial-making wrapper
     rng = random.Random(0)
     drawn = []
     for index in range(count):
