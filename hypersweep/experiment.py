@@ -90,6 +90,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from ray import tune
 
     from hypersweep.actor_reuse import starting_actors_kept
+    from hypersweep.ended_trials import trial_ends_restored
     from hypersweep.lost_ray import quick_end_without_ray
     from hypersweep.restored_search import search_counts_restored_trials
     from hypersweep.whole_files import uploads_appear_whole, whole_files_filesystem  # pyarrow waits for Ray
@@ -97,8 +98,9 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
     # reports; Ray's own loggers would add a second TensorBoard copy and lose reports.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    # Every trial checkpoints at its end, which forces a state snapshot: that is what makes a
-    # resume lose nothing, so Ray's "snapshotting may become a bottleneck" warning is expected.
+    # Ray forces a snapshot whenever a trial has made num_to_keep checkpoints since the last one
+    # (so that the snapshot names checkpoints that still exist), and warns that snapshots "may
+    # become a bottleneck" when that comes often: with short trials it does, as intended.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if _USER_SNAPSHOT_PERIOD is None:
         os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(snapshot_period(config, dims))
@@ -151,8 +153,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
             ),
         )
     with _standing_in(path), _without_result_tables(), _gone_checkpoints_count_as_deleted(), \
-            starting_actors_kept(), quick_end_without_ray(), search_counts_restored_trials(), \
-            uploads_appear_whole():
+            starting_actors_kept(), quick_end_without_ray(), trial_ends_restored(), \
+            search_counts_restored_trials(), uploads_appear_whole():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
     # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at
@@ -170,16 +172,19 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
 
 
 def _callbacks(config: dict, dims: list[Dimension]) -> list[Any]:
-    """The run's callbacks: the result log, the progress lines, lighter finished trials, our files
-    kept out of Tune's sync, and checkpoints by training time."""
+    """The run's callbacks: the result log, lighter finished trials, their ends saved at once, the
+    progress lines, our files kept out of Tune's sync, and checkpoints by training time."""
     from hypersweep.checkpoint_timer import CheckpointTimer
+    from hypersweep.ended_trials import SaveTrialEnds
     from hypersweep.finished_trials import TrimFinishedTrials
     from hypersweep.progress import TrialLines
     from hypersweep.result_log import ResultLog
     from hypersweep.tune_sync import OwnFilesOutOfTuneSync
 
-    callbacks = [ResultLog(), TrialLines(config, total=planned_trials(config, dims)),
-                 TrimFinishedTrials(), OwnFilesOutOfTuneSync(config["name"])]
+    # In this order: a trial's end is saved lighter, and saved before its line says it ended.
+    callbacks = [ResultLog(), TrimFinishedTrials(), SaveTrialEnds(),
+                 TrialLines(config, total=planned_trials(config, dims)),
+                 OwnFilesOutOfTuneSync(config["name"])]
     # Under PBT a trial checkpoints at each perturbation (checkpoint_config), and nowhere else.
     if config["checkpoint"]["seconds"] and config["scheduler"]["name"] != "pbt":
         callbacks.append(CheckpointTimer(config["checkpoint"]["seconds"]))

@@ -15,7 +15,9 @@ After Ray's resume, hypersweep makes the search agree with the trials restored. 
 set to them, and hyperopt is told that the trials it suggested and the snapshot lost ended in
 error, so that it suggests others in their place and no concurrency limit waits for them. Random
 search: as many new samples as it lost. Grid search cannot draw a lost point alone; its sweep
-ends with them missing, as an interrupted one.
+ends with them missing, as an interrupted one. Every search is told of the trials restored as
+ended that it still holds as running (ended_trials.py restores trials that ended after the
+snapshot): hyperopt learns from their results, and no concurrency limit waits for them.
 """
 
 from collections.abc import Iterator
@@ -25,16 +27,28 @@ from typing import Any
 from hypersweep.replaced import replaced
 
 
-def lost_suggestions(search: Any, restored: set[str]) -> set[str]:
-    """The trial ids that `search` (or a searcher it wraps) holds as created and not ended, but the
-    experiment does not hold at all: trials created after its last snapshot of the trials."""
+def live_suggestions(search: Any) -> set[str]:
+    """The trial ids that `search` (or a searcher it wraps) holds as created and not ended."""
     live: set[str] = set()
     while search is not None:
         live |= set(getattr(search, "_live_trial_mapping", {}))  # hyperopt's
         live |= set(getattr(search, "live_trials", set()))  # ConcurrencyLimiter's
         live |= set(getattr(search, "_live_trials", set()))  # random and grid search's
         search = getattr(search, "searcher", None)
-    return live - restored
+    return live
+
+
+def tell_ended(search: Any, trials: list[Any]) -> None:
+    """Tell `search` that those of `trials` that are restored as ended have ended, as Ray tells it
+    when a trial ends: failed ones as errors, the others with their last result."""
+    from ray.tune.experiment import Trial
+    from ray.tune.utils import flatten_dict
+
+    for trial in trials:
+        if trial.status == Trial.TERMINATED:
+            search.on_trial_complete(trial.trial_id, result=flatten_dict(trial.last_result))
+        elif trial.status == Trial.ERROR:
+            search.on_trial_complete(trial.trial_id, error=True)
 
 
 def recount(search: Any, restored_trials: list[Any]) -> int:
@@ -45,7 +59,10 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
     from ray.tune.search.search_generator import SearchGenerator
 
     restored = len(restored_trials)
-    lost = lost_suggestions(search, {trial.trial_id for trial in restored_trials})
+    live = live_suggestions(search)
+    # Created after the last snapshot of the trials, which does not hold them at all.
+    lost = live - {trial.trial_id for trial in restored_trials}
+    tell_ended(search, [trial for trial in restored_trials if trial.trial_id in live])
     if isinstance(search, SearchGenerator):
         ahead = search._counter - restored  # Ray 2.x; tests check it is still there
         search._counter = restored

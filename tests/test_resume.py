@@ -131,6 +131,54 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
                 assert row["val_acc"] == final[row["training_iteration"]]["val_acc"]
 
 
+def _snapshot_while_running(experiment: Path, process: subprocess.Popen, trials: int,
+                            max_epochs: int) -> dict[str, bytes]:
+    """Ray's snapshot files (the trials' state and the search's), copied as soon as a snapshot
+    holds `trials` trials that have all reported and none has ended."""
+    while process.poll() is None:
+        for state_file in experiment.glob("experiment_state-*.json"):
+            try:
+                state = json.loads(state_file.read_bytes())
+            except (OSError, ValueError):
+                continue  # replaced meanwhile
+            iterations = [json.loads(meta)["last_result"].get("training_iteration", 0)
+                          for _, meta in state["trial_data"]]
+            if len(iterations) == trials and all(0 < it < max_epochs - 5 for it in iterations):
+                return {path.name: path.read_bytes() for path in experiment.iterdir()
+                        if path.suffix in (".json", ".pkl") and "state" in path.name}
+        time.sleep(0.02)
+    raise AssertionError("the sweep ended before a snapshot held every trial running")
+
+
+@pytest.mark.parametrize("search", ["hyperopt", "random"])
+def test_trials_that_ended_after_the_last_snapshot_do_not_run_again(tmp_path, search):
+    # The driver killed right after both trials ended, with its last snapshot from when they ran:
+    # played back by putting that snapshot in place of the one the finished sweep wrote.
+    args = ("experiment=smoke", "name=ends", "trainable=tests.steady.SteadySteps", f"search={search}",
+            "scheduler=fifo", "num_samples=2", "train.max_epochs=30", "snapshot_seconds=0.2",
+            "checkpoint.num_to_keep=100")
+    experiment = tmp_path / "runs" / "ends"
+    process = _start(tmp_path, *args)
+    old_snapshot = _snapshot_while_running(experiment, process, trials=2, max_epochs=30)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    ended = _summary(experiment)["trials"]
+    rows = {trial["trial_id"]: _iterations(experiment, trial["trial_id"]) for trial in ended}
+    for name, content in old_snapshot.items():
+        (experiment / name).write_bytes(content)
+
+    done = run_launch(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "resuming the sweep" in done.stdout
+    assert "2 trials had ended after the last snapshot: saved as ended, not run again" in done.stdout
+    assert not PROGRESS.search(done.stdout), "a trial ran again"
+    assert _summary(experiment)["trials"] == ended
+    for trial_id, iterations in rows.items():
+        assert iterations == list(range(1, 31))
+        assert _iterations(experiment, trial_id) == iterations
+        assert not (experiment / f"trial_{trial_id}" / "replaced.json").exists()
+
+
 def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     process = _start(tmp_path, *SWEEP)
     output = "".join(_read_until_progress(process, 2))
