@@ -92,6 +92,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from hypersweep.actor_reuse import starting_actors_kept
     from hypersweep.ended_trials import trial_ends_restored
     from hypersweep.lost_ray import quick_end_without_ray
+    from hypersweep.restored_rungs import asha_rungs_restored
     from hypersweep.restored_search import search_counts_restored_trials
     from hypersweep.whole_files import uploads_appear_whole, whole_files_filesystem  # pyarrow waits for Ray
 
@@ -154,7 +155,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         )
     with _standing_in(path), _without_result_tables(), _gone_checkpoints_count_as_deleted(), \
             starting_actors_kept(), quick_end_without_ray(), trial_ends_restored(), \
-            search_counts_restored_trials(), uploads_appear_whole():
+            search_counts_restored_trials(), asha_rungs_restored(), uploads_appear_whole():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
     # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at

@@ -74,3 +74,30 @@ def test_brackets_come_from_the_seed_and_spare_their_trials_the_earlier_rungs():
     assert runs[1] != runs[0]
     plain = _run_sweep(keep_baseline=False, brackets=1, count=60)
     assert sorted(plain.values()) == [1] * 59 + [8]
+
+
+def test_a_resumed_asha_measures_new_trials_against_the_reports_from_before_the_resume():
+    # Ray saves no scheduler state: without the earlier reports, the resumed ASHA's rungs were
+    # empty and the first trial to reach one went on, however bad.
+    from ray.tune.schedulers import TrialScheduler
+
+    from hypersweep.restored_rungs import replay_reports
+
+    earlier = {f"t{i}": [{"training_iteration": epoch, "val_acc": 0.9 - 0.01 * i}
+                         for epoch in (1, 2, 3)] for i in range(4)}
+
+    def resume(with_reports: bool) -> tuple[int, str]:
+        asha = build_asha(_config(keep_baseline=False))
+        asha.set_search_properties("val_acc", "max")
+        recorded = 0
+        for trial_id, reports in earlier.items():
+            trial = _trial(trial_id, 0.01)
+            asha.on_trial_add(None, trial)
+            recorded += replay_reports(asha, trial, reports) if with_reports else 0
+        late = _trial("late", 0.01)
+        asha.on_trial_add(None, late)
+        return recorded, asha.on_trial_result(None, late, {"training_iteration": 1, "val_acc": 0.5})
+
+    # Rungs at 1, 2, 4 and 8 epochs: three epochs reach the first two, for each of 4 trials.
+    assert resume(with_reports=True) == (8, TrialScheduler.STOP)
+    assert resume(with_reports=False) == (0, TrialScheduler.CONTINUE)

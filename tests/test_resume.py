@@ -193,10 +193,16 @@ def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     experiment = tmp_path / "runs" / "smoke"
     assert len(_summary(experiment)["trials"]) >= len(ended)
     saved = _own_files(experiment)
+    # The resumed ASHA holds each earlier report that reached a rung (1, 2 and 4 epochs here).
+    reached = [sum(rung <= max(_iterations(experiment, folder.name[len("trial_"):]))
+                   for rung in (1, 2, 4))
+               for folder in experiment.glob("trial_*") if (folder / "result.json").exists()]
 
     done = run_launch(*SWEEP, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
+    assert f"ASHA's rungs hold {sum(reached)} results of {sum(map(bool, reached))} trials from " \
+           f"before the resume" in done.stdout
     assert len(_summary(experiment)["trials"]) == 10
     # Ray Tune copied them back in place at each snapshot of a resumed run; a kill during a
     # copy left an empty sweep.json.
