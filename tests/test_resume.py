@@ -85,8 +85,9 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
     for wanted in (1, 2, 2):
         process = _start(tmp_path, *SWEEP)
         output = "".join(_read_until_progress(process, wanted))
-        # Past the snapshot period (1 s for 10 trials): what ended before it is saved, and only
-        # what ended within it may run again (the README says so). Other trials are mid-run.
+        # Past the snapshot period (1 s for 10 trials): a trial that both started and ended
+        # within it is in no snapshot and may run again (the README says so; smoke trials that
+        # ASHA stops at its first rung are that short). Other trials are mid-run.
         time.sleep(rng.uniform(2.0, 3.0))
         process.kill()
         process.wait()
