@@ -41,14 +41,12 @@ def replay_reports(scheduler: Any, trial: Any, reports: list[dict]) -> int:
     if bracket is None:
         return 0
     time_attr, metric = scheduler._time_attr, scheduler._metric
-    recorded = 0
+    before = sum(len(entries) for _, entries in bracket._rungs)
     for report in map(flatten_dict, reports):  # as Ray passes them to its scheduler
         value = report.get(metric)
         if time_attr in report and isinstance(value, int | float):
-            at_rungs = sum(len(entries) for _, entries in bracket._rungs)
             bracket.on_result(trial, report[time_attr], scheduler._metric_op * value)
-            recorded += sum(len(entries) for _, entries in bracket._rungs) - at_rungs
-    return recorded
+    return sum(len(entries) for _, entries in bracket._rungs) - before
 
 
 @contextmanager
