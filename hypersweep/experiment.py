@@ -90,6 +90,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from ray import tune
 
     from hypersweep.actor_reuse import starting_actors_kept
+    from hypersweep.deferred_imports import snapshots_skip_unused_datasets
     from hypersweep.ended_trials import trial_ends_restored
     from hypersweep.lost_ray import quick_end_without_ray
     from hypersweep.restored_rungs import asha_rungs_restored
@@ -155,7 +156,8 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         )
     with _standing_in(path), _without_result_tables(), _gone_checkpoints_count_as_deleted(), \
             starting_actors_kept(), quick_end_without_ray(), trial_ends_restored(), \
-            search_counts_restored_trials(), asha_rungs_restored(), uploads_appear_whole():
+            search_counts_restored_trials(), asha_rungs_restored(), uploads_appear_whole(), \
+            snapshots_skip_unused_datasets():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
     # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hypersweep.config import check_targets, validate
+from hypersweep.deferred_imports import defer_unused_imports
 from schedulers.searchers import search_module
 
 EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
@@ -100,6 +101,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     `overrides` are the command line's (for the resume command), `groups` Hydra's group choices.
     """
     dims = validate(config, import_targets=False)
+    defer_unused_imports()  # before anything imports Ray Tune
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
     from hypersweep import experiment
     from hypersweep.cluster import connect
