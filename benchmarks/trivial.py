@@ -3,7 +3,13 @@
 import os
 import time
 
-from ray import tune
+from hypersweep.deferred_imports import defer_unused_imports
+
+# As in hypersweep's own trainables package: the trial processes import this module before Ray
+# Tune, and need the code of neither pandas nor Ray Data, which Ray Tune imports.
+defer_unused_imports()
+
+from ray import tune  # noqa: E402
 
 
 class Trivial(tune.Trainable):
