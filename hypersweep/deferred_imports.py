@@ -1,11 +1,13 @@
-"""Ray Tune without the pandas and Ray Data it imports but a sweep never calls.
+"""Ray Tune and hyperopt without the modules they import but a sweep never calls.
 
-`import ray.tune` took about 1.2 s of CPU here, and pandas and Ray Data were 0.5 s of it: Ray
-Tune imports them at the top of modules whose functions use them (result tables, datasets handed
-to trials), and a sweep calls none of those functions. hypersweep's driver and every trial process
-import Ray Tune on the path to the first trial, on cores that are busy starting Ray and torch.
+Start-up is CPU-bound, and imports are much of it. `import ray.tune` took about 1.2 s of CPU here,
+and pandas and Ray Data were 0.5 s of it: Ray Tune imports them at the top of modules whose
+functions use them (result tables, datasets handed to trials), and a sweep calls none of those
+functions; the driver and every trial process import Ray Tune on the path to the first trial.
+`import hyperopt` took 0.95 s, 0.83 s of it for `hyperopt.atpe` (adaptive TPE, which imports
+scipy.stats), which Ray's TPE search never calls; the driver imports it before the first trial.
 
-After `defer_unused_imports()`, `import pandas` and `import ray.data` bind a module whose code runs
+After `defer_unused_imports()`, importing any of DEFERRED_MODULES binds a module whose code runs
 the first time one of its attributes is read, as with `importlib.util.LazyLoader` (whose modules
 Python 3.11 runs at the second `import` statement, which reads their `__spec__`). Three of Ray
 Tune's modules read such an attribute as they are imported, and are imported here with Ray's own
@@ -31,7 +33,7 @@ from typing import Any
 
 from hypersweep.replaced import replaced
 
-DEFERRED_MODULES = ("pandas", "ray.data")
+DEFERRED_MODULES = ("pandas", "ray.data", "hyperopt.atpe")
 # A Dataset object can exist only once the module that defines its class has been imported.
 DATASET_MODULE = "ray.data.dataset"
 

@@ -258,13 +258,15 @@ def test_help_and_config_errors_import_neither_torch_nor_ray(tmp_path: Path, arg
 def test_a_sweeps_driver_never_imports_torch_or_tensorboard_nor_hyperopt_unless_tpe(
         tmp_path: Path, search: str, imports_hyperopt: bool):
     # Torch and TensorBoard are for the trial processes: in the driver torch cost ~1 s of start-up
-    # and 180 MiB, TensorBoard's writing side 0.15 s; hyperopt is 0.7 s that only TPE needs; the
-    # code of pandas and Ray Data, which Ray Tune imports, 0.5 s that no sweep needs.
+    # and 180 MiB, TensorBoard's writing side 0.15 s; hyperopt is 0.1 s that only TPE needs; the
+    # code of pandas and Ray Data, which Ray Tune imports, 0.5 s, and of hyperopt's adaptive TPE
+    # (scipy.stats), 0.8 s, that no sweep needs.
     script = ("import atexit, runpy, sys\n"
               "ran = lambda name: type(sys.modules.get(name)).__name__ == 'module'\n"
               "atexit.register(lambda: print('driver imported:', 'ray.tune' in sys.modules, "
               "'trainables.trainable' in sys.modules, 'torch' in sys.modules, "
-              "'tensorboard' in sys.modules, 'hyperopt' in sys.modules, ran('pandas'), ran('ray.data')))\n"
+              "'tensorboard' in sys.modules, 'hyperopt' in sys.modules, ran('pandas'), ran('ray.data'), "
+              "'scipy.stats' in sys.modules))\n"
               f"sys.argv = [{str(ROOT / 'launch.py')!r}, 'experiment=smoke', 'num_samples=2', "
               f"'train.max_epochs=1', 'search={search}']\n"
               "runpy.run_path(sys.argv[0], run_name='__main__')\n")
@@ -272,7 +274,7 @@ def test_a_sweeps_driver_never_imports_torch_or_tensorboard_nor_hyperopt_unless_
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "best trial" in done.stdout
-    assert f"driver imported: True True False False {imports_hyperopt} False False" in done.stdout
+    assert f"driver imported: True True False False {imports_hyperopt} False False False" in done.stdout
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread has a CPU priority of its own on Linux only")

@@ -1,4 +1,5 @@
-"""Ray Tune imports pandas and Ray Data; their code runs only when used (deferred_imports.py)."""
+"""Ray Tune imports pandas and Ray Data, hyperopt its adaptive TPE: their code runs only when used
+(deferred_imports.py)."""
 
 import contextlib
 import importlib
@@ -26,21 +27,24 @@ def _fresh_process(code: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_ray_tune_imports_without_running_the_code_of_pandas_or_ray_data():
+def test_ray_tune_and_its_tpe_search_import_without_running_the_deferred_modules():
     seen = _fresh_process("""
         defer_unused_imports()
         defer_unused_imports()  # a second call adds nothing
         import ray.tune
         from ray.tune.analysis import experiment_analysis
+        from ray.tune.search.hyperopt import HyperOptSearch
         from hypersweep.deferred_imports import DEFERRED_MODULES
         print(json.dumps({"deferred": {name: is_deferred(sys.modules[name]) for name in DEFERRED_MODULES},
                           "finders": sum(type(f).__name__ == "_DeferringFinder" for f in sys.meta_path),
-                          "pyarrow.compute": "pyarrow.compute" in sys.modules}))
+                          "unloaded": [name for name in ("pyarrow.compute", "scipy.stats")
+                                       if name not in sys.modules]}))
     """)
-    assert seen == {"deferred": {"pandas": True, "ray.data": True}, "finders": 1, "pyarrow.compute": False}
+    assert seen == {"deferred": {"pandas": True, "ray.data": True, "hyperopt.atpe": True}, "finders": 1,
+                    "unloaded": ["pyarrow.compute", "scipy.stats"]}
 
 
-def test_pandas_and_ray_data_run_when_used_and_ray_tunes_tables_are_made_as_before():
+def test_deferred_modules_run_when_used_and_ray_tunes_tables_are_made_as_before():
     seen = _fresh_process("""
         defer_unused_imports()
         import ray.tune
@@ -50,14 +54,16 @@ def test_pandas_and_ray_data_run_when_used_and_ray_tunes_tables_are_made_as_befo
         empty = experiment_analysis.DataFrame()
         import pandas
         import ray.data
+        import hyperopt
         print(json.dumps({"columns": list(table.columns), "empty": type(empty) is pandas.DataFrame,
                           "frame": pandas.DataFrame({"x": [1, 2]}).shape,
                           "dataset": ray.data.Dataset.__name__,
                           "annotation": ResultGrid.get_dataframe.__annotations__["return"],
-                          "deferred": [is_deferred(pandas), is_deferred(ray.data)]}))
+                          "atpe": hyperopt.atpe.suggest.__name__,
+                          "deferred": [is_deferred(m) for m in (pandas, ray.data, hyperopt.atpe)]}))
     """)
     assert seen == {"columns": ["a/b"], "empty": True, "frame": [2, 1], "dataset": "Dataset",
-                    "annotation": "pd.DataFrame", "deferred": [False, False]}
+                    "annotation": "pd.DataFrame", "atpe": "suggest", "deferred": [False, False, False]}
 
 
 def test_the_ray_tune_modules_it_imports_its_own_way_are_still_in_the_installed_ray():
