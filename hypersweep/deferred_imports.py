@@ -143,9 +143,9 @@ def _found_by_the_others(finder: object, name: str, path: Sequence[str] | None,
 
 
 def defer_unused_imports() -> None:
-    """From now on in this process, run the code of pandas and Ray Data only when it is used.
-    Call it before Ray Tune is imported (the trainables package and the driver do); calling it
-    again changes nothing."""
+    """From now on in this process, run the code of DEFERRED_MODULES only when it is used. Call
+    it before Ray Tune and hyperopt are imported (the trainables package and the driver do);
+    calling it again changes nothing."""
     if not any(isinstance(finder, _DeferringFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _DeferringFinder())
 
