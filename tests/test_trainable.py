@@ -13,6 +13,7 @@ import torch
 from ray import tune
 from ray.tune.experiment.trial import _TrialInfo
 
+from hypersweep.deferred_imports import is_deferred
 from tests.conftest import ROOT
 from trainables.data import load_digits
 from trainables.trainable import CHECKPOINT_FILE, TorchTrainable
@@ -75,7 +76,7 @@ def test_a_trial_process_runs_the_code_of_neither_pandas_nor_ray_data(trainable_
     ray.get(actor.train.remote())
     ray.get(actor.save.remote(str(tmp_path / "checkpoint")))
     ran = ray.get(actor.__ray_call__.remote(lambda _: {
-        name: name in sys.modules and type(sys.modules[name]).__name__ != "DeferredModule"
+        name: name in sys.modules and not is_deferred(sys.modules[name])
         for name in ("ray.tune", "pandas", "ray.data")}))
     assert ran == {"ray.tune": True, "pandas": False, "ray.data": False}
 
