@@ -1,4 +1,4 @@
-"""Ray Tune and hyperopt without the modules they import but a sweep never calls.
+"""Ray Tune, hyperopt and TensorBoard without the modules they import but a sweep never calls.
 
 Start-up is CPU-bound, and imports are much of it. `import ray.tune` took about 1.2 s of CPU here,
 and pandas and Ray Data were 0.5 s of it: Ray Tune imports them at the top of modules whose
@@ -6,6 +6,8 @@ functions use them (result tables, datasets handed to trials), and a sweep calls
 functions; the driver and every trial process import Ray Tune on the path to the first trial.
 `import hyperopt` took 0.95 s, 0.83 s of it for `hyperopt.atpe` (adaptive TPE, which imports
 scipy.stats), which Ray's TPE search never calls; the driver imports it before the first trial.
+TensorBoard's file layer imports boto3 (0.1 s of every trial process's start) for S3 paths, and
+a trial's TensorBoard run is written to a local directory (trainables/tensorboard.py).
 
 After `defer_unused_imports()`, importing any of DEFERRED_MODULES binds a module whose code runs
 the first time one of its attributes is read, as with `importlib.util.LazyLoader` (whose modules
@@ -33,7 +35,7 @@ from typing import Any
 
 from hypersweep.replaced import replaced
 
-DEFERRED_MODULES = ("pandas", "ray.data", "hyperopt.atpe")
+DEFERRED_MODULES = ("pandas", "ray.data", "hyperopt.atpe", "boto3")
 # A Dataset object can exist only once the module that defines its class has been imported.
 DATASET_MODULE = "ray.data.dataset"
 
@@ -144,8 +146,8 @@ def _found_by_the_others(finder: object, name: str, path: Sequence[str] | None,
 
 def defer_unused_imports() -> None:
     """From now on in this process, run the code of DEFERRED_MODULES only when it is used. Call
-    it before Ray Tune and hyperopt are imported (the trainables package and the driver do);
-    calling it again changes nothing."""
+    it before Ray Tune, hyperopt and TensorBoard are imported (the trainables package and the
+    driver do); calling it again changes nothing."""
     if not any(isinstance(finder, _DeferringFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _DeferringFinder())
 

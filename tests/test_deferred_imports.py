@@ -1,5 +1,5 @@
-"""Ray Tune imports pandas and Ray Data, hyperopt its adaptive TPE: their code runs only when used
-(deferred_imports.py)."""
+"""Ray Tune imports pandas and Ray Data, hyperopt its adaptive TPE, TensorBoard boto3: their code
+runs only when used (deferred_imports.py)."""
 
 import contextlib
 import importlib
@@ -34,14 +34,16 @@ def test_ray_tune_and_its_tpe_search_import_without_running_the_deferred_modules
         import ray.tune
         from ray.tune.analysis import experiment_analysis
         from ray.tune.search.hyperopt import HyperOptSearch
+        from tensorboard.compat.tensorflow_stub.io import gfile
         from hypersweep.deferred_imports import DEFERRED_MODULES
         print(json.dumps({"deferred": {name: is_deferred(sys.modules[name]) for name in DEFERRED_MODULES},
                           "finders": sum(type(f).__name__ == "_DeferringFinder" for f in sys.meta_path),
-                          "unloaded": [name for name in ("pyarrow.compute", "scipy.stats")
+                          "s3": gfile.S3_ENABLED,
+                          "unloaded": [name for name in ("pyarrow.compute", "scipy.stats", "s3transfer")
                                        if name not in sys.modules]}))
     """)
-    assert seen == {"deferred": {"pandas": True, "ray.data": True, "hyperopt.atpe": True}, "finders": 1,
-                    "unloaded": ["pyarrow.compute", "scipy.stats"]}
+    assert seen == {"deferred": {"pandas": True, "ray.data": True, "hyperopt.atpe": True, "boto3": True},
+                    "finders": 1, "s3": True, "unloaded": ["pyarrow.compute", "scipy.stats", "s3transfer"]}
 
 
 def test_deferred_modules_run_when_used_and_ray_tunes_tables_are_made_as_before():
@@ -55,15 +57,18 @@ def test_deferred_modules_run_when_used_and_ray_tunes_tables_are_made_as_before(
         import pandas
         import ray.data
         import hyperopt
+        import boto3
         print(json.dumps({"columns": list(table.columns), "empty": type(empty) is pandas.DataFrame,
                           "frame": pandas.DataFrame({"x": [1, 2]}).shape,
                           "dataset": ray.data.Dataset.__name__,
                           "annotation": ResultGrid.get_dataframe.__annotations__["return"],
                           "atpe": hyperopt.atpe.suggest.__name__,
-                          "deferred": [is_deferred(m) for m in (pandas, ray.data, hyperopt.atpe)]}))
+                          "client": boto3.client.__name__,
+                          "deferred": [is_deferred(m) for m in (pandas, ray.data, hyperopt.atpe, boto3)]}))
     """)
     assert seen == {"columns": ["a/b"], "empty": True, "frame": [2, 1], "dataset": "Dataset",
-                    "annotation": "pd.DataFrame", "atpe": "suggest", "deferred": [False, False, False]}
+                    "annotation": "pd.DataFrame", "atpe": "suggest", "client": "client",
+                    "deferred": [False, False, False, False]}
 
 
 def test_the_ray_tune_modules_it_imports_its_own_way_are_still_in_the_installed_ray():
