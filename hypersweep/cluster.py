@@ -13,10 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from hypersweep.errors import ClusterError
 from hypersweep.lean_start import lean_start
 from hypersweep.lost_ray import shut_down_ray
+from hypersweep.trial_environment import embedded_ray_environment
 
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
@@ -117,9 +119,9 @@ def _init_options(cluster: dict) -> dict:
         num_gpus=cluster.get("num_gpus"),
         include_dashboard=_dashboard_on(cluster),
         dashboard_host="0.0.0.0" if exposed else "127.0.0.1",
-        # Ray starts an idle worker per CPU for tasks to come, but Tune gives its trial actors a
-        # runtime environment of their own, so Ray never hands them those workers: on 2 CPUs,
-        # starting them delayed the first epoch by 0.4-0.8 s.
+        # Ray starts an idle worker per CPU for tasks to come, and ray.init waits for the first:
+        # on 2 CPUs that delayed the first epoch by 0.4-0.8 s (when Tune's actors still had a
+        # runtime environment, and so never used them), and by 0.7-1.4 s since (they could).
         _system_config={**NO_IDLE_WORKERS, "gcs_rpc_server_reconnect_timeout_s": GCS_LOST_SECONDS},
     )
     return options
@@ -142,12 +144,22 @@ def connect(cluster: dict) -> Iterator[str | None]:
 
     Raises ClusterError with one line when the cluster cannot be reached or refuses the token.
     """
-    import ray
-
     # "auto" runs inside the cluster (a `ray job submit` entrypoint), whose environment already
     # carries the cluster's authentication settings.
     if cluster["address"] not in ("local", "auto"):
         _prepare_auth(cluster)
+    with embedded_ray_environment() if cluster["address"] == "local" else nullcontext():
+        session = getattr(_init_ray(cluster), "address_info", {}).get("session_dir")
+        try:
+            yield os.path.join(session, "logs") if session else None
+        finally:
+            shut_down_ray()
+
+
+def _init_ray(cluster: dict) -> Any:
+    """`ray.init` for `cluster`, Ray's context back; a ClusterError of one line if it fails."""
+    import ray
+
     # In client mode the server starts a process per client, which can miss its start-up deadline
     # on a loaded head node; one more try is what a user would do by hand.
     attempts = 2 if cluster["address"].startswith("ray://") else 1
@@ -171,11 +183,7 @@ def connect(cluster: dict) -> Iterator[str | None]:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ClusterError(f"cluster.address: cannot connect to {address} ({reason}); is the head "
                            f"node up (`ray start --head`) and the address HOST:6379?") from None
-    session = getattr(context, "address_info", {}).get("session_dir")
-    try:
-        yield os.path.join(session, "logs") if session else None
-    finally:
-        shut_down_ray()
+    return context
 
 
 def alive_nodes() -> list[dict]:
