@@ -70,8 +70,8 @@ def trials_without_redundant_environment() -> Any:
             import ray
 
             if trainable_cls not in self._cache:
-                actor_cls = super().get(trainable_cls)
-                if repeats_inherited(actor_cls._default_options.get("runtime_env")):
+                options = getattr(super().get(trainable_cls), "_default_options", None)
+                if options is not None and repeats_inherited(options.get("runtime_env")):
                     self._cache[trainable_cls] = ray.remote(trainable_cls)
             return self._cache[trainable_cls]
 
