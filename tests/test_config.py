@@ -262,7 +262,8 @@ def test_a_sweeps_driver_never_imports_torch_or_tensorboard_nor_hyperopt_unless_
     # code of pandas and Ray Data, which Ray Tune imports, 0.5 s, and of hyperopt's adaptive TPE
     # (scipy.stats), 0.8 s, that no sweep needs.
     script = ("import atexit, runpy, sys\n"
-              "ran = lambda name: type(sys.modules.get(name)).__name__ == 'module'\n"
+              "from hypersweep.deferred_imports import is_deferred\n"
+              "ran = lambda name: name in sys.modules and not is_deferred(sys.modules[name])\n"
               "atexit.register(lambda: print('driver imported:', 'ray.tune' in sys.modules, "
               "'trainables.trainable' in sys.modules, 'torch' in sys.modules, "
               "'tensorboard' in sys.modules, 'hyperopt' in sys.modules, ran('pandas'), ran('ray.data'), "
