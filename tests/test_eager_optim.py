@@ -12,13 +12,19 @@ from tests.conftest import ROOT
 from trainables.eager_optim import eager_step, keep_compiler_unloaded
 from trainables.optim import OPTIMIZERS, build_optimizer
 
+# On CUDA torch's optimizers take their multi-tensor (foreach) path, on the CPU the per-tensor one.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device here (benchmarks/gpu_device.sh runs it)"))]
 
-def _train(name: str, step) -> tuple[list[torch.Tensor], dict]:
-    """Five steps of a small net with optimizer `name`, each taken by `step(optimizer)`."""
+
+def _train(name: str, step, device: str) -> tuple[list[torch.Tensor], dict]:
+    """Five steps of a small net on `device` with optimizer `name`, each taken by `step(optimizer)`."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+    model = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 4)).to(device)
     optimizer = build_optimizer({"name": name, "lr": 0.01, "weight_decay": 1e-3}, model.parameters())
-    inputs, labels = torch.randn(32, 20), torch.randint(0, 4, (32,))
+    inputs = torch.randn(32, 20).to(device)
+    labels = torch.randint(0, 4, (32,)).to(device)
     for _ in range(5):
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(inputs), labels).backward()
@@ -26,11 +32,12 @@ def _train(name: str, step) -> tuple[list[torch.Tensor], dict]:
     return [p.detach().clone() for p in model.parameters()], optimizer.state_dict()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_eager_steps_give_the_weights_and_state_of_torchs_own_steps(name):
+def test_eager_steps_give_the_weights_and_state_of_torchs_own_steps(name, device):
     keep_compiler_unloaded()
-    eager_weights, eager_state = _train(name, eager_step)
-    torch_weights, torch_state = _train(name, lambda optimizer: optimizer.step())
+    eager_weights, eager_state = _train(name, eager_step, device)
+    torch_weights, torch_state = _train(name, lambda optimizer: optimizer.step(), device)
     assert all(torch.equal(a, b) for a, b in zip(eager_weights, torch_weights, strict=True))
     assert eager_state["param_groups"] == torch_state["param_groups"]
     for index, moments in torch_state["state"].items():
