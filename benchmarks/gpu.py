@@ -12,6 +12,7 @@ utilization columns read n/a.
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -40,7 +41,9 @@ def sample_gpus(samples: GpuSamples, stop: threading.Event) -> None:
     query = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
     while not stop.wait(SAMPLE_SECONDS):
         rows = subprocess.run(query, capture_output=True, text=True).stdout.strip().splitlines()
-        values = [[float(value) for value in row.split(",")] for row in rows if row.strip()]
+        # A GPU that cannot report (in MIG mode, say) reads "[N/A]": it is left out.
+        values = [[float(value) for value in row.split(",")] for row in rows
+                  if re.fullmatch(r"\s*[\d.]+\s*,\s*[\d.]+\s*", row)]
         if values:
             samples.utilization.append(max(utilization for utilization, _ in values))
             samples.memory_mib.append(sum(memory for _, memory in values))

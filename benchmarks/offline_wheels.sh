@@ -35,7 +35,7 @@ with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(slim, "w", zipfile.ZIP_DE
         if item.filename.startswith("ray/jars/"):
             continue
         data = source.read(item)
-        if item.filename.endswith(".dist-info/RECORD"):  # pip checks every listed file
+        if item.filename.endswith(".dist-info/RECORD"):  # its list of files stays true
             data = b"".join(line + b"\n" for line in data.splitlines()
                             if not line.startswith(b"ray/jars/"))
         target.writestr(item, data)
