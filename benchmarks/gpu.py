@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 SAMPLE_SECONDS = 0.2
+
+from hypersweep.records import trial_rows  # noqa: E402
 
 
 @dataclass
@@ -75,11 +78,8 @@ def run_sweep(per_gpu: int, trials: int, storage: Path,
 
 def placed_on_gpu(summary: dict) -> int:
     """How many trials Ray gave a GPU, from the placement each one reports."""
-    count = 0
-    for trial in summary["trials"]:
-        rows = (Path(trial["path"]) / "result.json").read_text().splitlines()
-        count += bool(rows and json.loads(rows[-1]).get("gpu_ids"))
-    return count
+    return sum(bool(rows and rows[-1].get("gpu_ids"))
+               for rows in (trial_rows(trial["path"]) for trial in summary["trials"]))
 
 
 def describe(samples: GpuSamples) -> str:

@@ -70,6 +70,9 @@ def train_epochs(params: dict, data, report) -> float:
 
 
 def run_hypersweep(trials: int, seed: int, storage: str) -> dict:
+    # Imported here: Optuna's timed process imports this module, and must not pay for it.
+    from hypersweep.records import trial_rows
+
     started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "launch.py"), f"num_samples={trials}", f"seed={seed}",
                     "name=peers", f"storage_path={storage}", "tensorboard=false"],
@@ -78,8 +81,8 @@ def run_hypersweep(trials: int, seed: int, storage: str) -> dict:
     summary = json.loads((Path(storage) / "peers" / "summary.json").read_text())
     busy = 0.0
     for trial in summary["trials"]:
-        rows = (Path(trial["path"]) / "result.json").read_text().splitlines()
-        busy += json.loads(rows[-1])["time_total_s"] if rows else 0.0
+        rows = trial_rows(trial["path"])
+        busy += rows[-1]["time_total_s"] if rows else 0.0
     return {"wall": wall, "best": summary["best"]["metric"], "busy": busy,
             "epochs": sum(t["epochs"] for t in summary["trials"])}
 
