@@ -14,16 +14,17 @@ out=.whl
 packages=(ray jsonschema jsonschema-specifications referencing rpds-py pydantic pydantic-core
           annotated-types typing-inspection typing-extensions tensorboardX hydra-core omegaconf hyperopt)
 
-version() { .venv/bin/python -m pip show "$1" | awk '/^Version:/ {print $2}'; }
+# NAME==VERSION for each name, as installed in .venv.
+pinned() { .venv/bin/python -c 'import sys; from importlib.metadata import version
+print(" ".join(f"{name}=={version(name)}" for name in sys.argv[1:]))' "$@"; }
 
 rm -rf "$out" && mkdir -p "$out"
-pins=()
-for package in "${packages[@]}"; do pins+=("$package==$(version "$package")"); done
+read -ra pins <<< "$(pinned "${packages[@]}")"
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version "$python_version" \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$out" "${pins[@]}"
 # Hydra's parser runtime is published as source only; it is pure Python, so a wheel built here works.
-python3 -m pip wheel --quiet --no-deps -w "$out" "antlr4-python3-runtime==$(version antlr4-python3-runtime)"
+python3 -m pip wheel --quiet --no-deps -w "$out" "$(pinned antlr4-python3-runtime)"
 
 ray_wheel=$(ls "$out"/ray-*.whl)
 python3 - "$ray_wheel" <<'EOF'
