@@ -96,6 +96,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from hypersweep.restored_rungs import asha_rungs_restored
     from hypersweep.restored_search import search_counts_restored_trials
     from hypersweep.trial_environment import trials_without_redundant_environment
+    from hypersweep.trials_on_disk import finished_trials_on_disk
     from hypersweep.whole_files import uploads_appear_whole, whole_files_filesystem  # pyarrow waits for Ray
 
     # The trainable writes TensorBoard itself, live and by dotted name, and ResultLog the
@@ -158,11 +159,11 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     with _standing_in(path), _without_result_tables(), _gone_checkpoints_count_as_deleted(), \
             starting_actors_kept(), quick_end_without_ray(), trial_ends_restored(), \
             search_counts_restored_trials(), asha_rungs_restored(), uploads_appear_whole(), \
-            snapshots_skip_unused_datasets(), trials_without_redundant_environment():
+            snapshots_skip_unused_datasets(), trials_without_redundant_environment(), \
+            finished_trials_on_disk():
         tuner.fit()
-    # The tuner keeps Ray's copy of every trial (about 30 KB each once finished_trials has
-    # trimmed it); free it before the snapshot is read, or the end of a large sweep holds both at
-    # once: the driver's peak memory.
+    # The tuner keeps Ray's copy of every trial it still holds (those that failed, or had not
+    # finished); free them before the snapshot is read.
     del tuner
     gc.collect()
     if is_uri(location):

@@ -7,6 +7,7 @@ from typing import Any
 from ray.tune import Callback
 
 from hypersweep.summary import tuned_text
+from hypersweep.trials_on_disk import finished_on_disk
 from schedulers.space import tuned_values
 
 
@@ -30,9 +31,10 @@ class TrialLines(Callback):
         return value > self.best if self.mode == "max" else value < self.best
 
     def _print(self, trial: Any, status: str, value: float | None, trials: list) -> None:
-        # Counted from the trials, not kept: a resumed sweep starts with some already ended.
+        # Counted from the trials, not kept: a resumed sweep starts with some already ended. Ray
+        # no longer holds those that finished before this one (trials_on_disk.py).
         others = [t for t in trials if t is not trial]
-        ended = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in others)
+        ended = 1 + finished_on_disk() + sum(t.status in ("TERMINATED", "ERROR") for t in others)
         running = sum(t.status == "RUNNING" for t in others)
         pending = self.total - ended - running
         improved = value is not None and math.isfinite(value) and self._better(value)

@@ -39,6 +39,9 @@ class ResultLog(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.continuing.discard(trial.trial_id)  # it goes on from its last checkpoint
 
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.continuing.discard(trial.trial_id)  # no report follows: keep nothing per ended trial
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         folder = trial.storage.trial_dir_name

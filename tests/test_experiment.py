@@ -19,6 +19,7 @@ from hypersweep.actor_reuse import starting_actors_kept
 from hypersweep.experiment import _gone_checkpoints_count_as_deleted, _without_result_tables
 from hypersweep.finished_trials import UNRESOLVED_CONFIG, TrimFinishedTrials
 from hypersweep.lost_ray import embedded_gcs_lost, quick_end_without_ray, refuses_connections
+from hypersweep.trials_on_disk import finished_on_disk, finished_trials_on_disk
 from tests.conftest import ROOT
 from tests.slow_start import SlowToStart
 
@@ -188,6 +189,58 @@ def test_finished_trials_keep_less_on_the_driver_and_lose_nothing(local_ray, tmp
         assert new.checkpoint is not None and os.path.basename(new.checkpoint.path) == "checkpoint_000000"
     best = ExperimentAnalysis(trimmed_dir).get_best_trial("val_acc", "max", scope="all")
     assert best.config["x"] == pytest.approx(0.5)
+
+
+class _CountHeldTrials(tune.Callback):
+    """How many trials Ray held as each trial ended, and those it held when the experiment ended."""
+
+    def __init__(self) -> None:
+        self.held: list[int] = []
+        self.held_at_end: list = []
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        self.held.append(len(trials))
+
+    def on_experiment_end(self, trials: list, **info) -> None:
+        self.held_at_end = list(trials)
+
+
+def _fit_counting(tmp_path, name: str) -> tuple[_CountHeldTrials, list]:
+    """TRIALS trivial trials, each checkpointed at its end; what Ray held, and the experiment's
+    trials as Ray restores them from the snapshot, by x."""
+    counter = _CountHeldTrials()
+    tune.Tuner(Trivial, param_space={"x": tune.grid_search([k / TRIALS for k in range(TRIALS)])},
+               tune_config=tune.TuneConfig(reuse_actors=True),
+               run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                         callbacks=[counter],
+                                         checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True))
+               ).fit()
+    restored = ExperimentAnalysis(str(tmp_path / name)).trials
+    return counter, sorted(restored, key=lambda trial: trial.config["x"])
+
+
+def test_finished_trials_leave_the_driver_and_the_snapshot_still_holds_them(local_ray, tmp_path):
+    step, save = RayTuneController.step, RayTuneController.save_to_dir
+    with finished_trials_on_disk() as store:
+        on_disk, on_disk_trials = _fit_counting(tmp_path, "on_disk")
+        assert finished_on_disk() == store.count
+    assert (RayTuneController.step, RayTuneController.save_to_dir) == (step, save), "Ray's own are back"
+    assert finished_on_disk() == 0, "no sweep runs"
+    # Ray creates the grid's trials up front; as they end it holds fewer and fewer: those still
+    # running or waiting, and those that ended since its last step.
+    assert len(on_disk.held) == TRIALS and on_disk.held[-1] < TRIALS / 4
+    assert store.count + len(on_disk.held_at_end) == TRIALS
+    assert store.count > TRIALS / 2
+    in_memory, in_memory_trials = _fit_counting(tmp_path, "in_memory")
+    assert in_memory.held[-1] == len(in_memory.held_at_end) == TRIALS, "Ray's own held every trial"
+    # The snapshot says the same of every trial, whichever way its state was kept.
+    assert len(on_disk_trials) == len(in_memory_trials) == TRIALS
+    for kept, ours in zip(in_memory_trials, on_disk_trials, strict=True):
+        assert ours.status == kept.status == "TERMINATED"
+        assert ours.config == kept.config
+        assert ours.last_result["val_acc"] == kept.last_result["val_acc"] == kept.config["x"]
+        assert ours.metric_analysis["val_acc"] == kept.metric_analysis["val_acc"]
+        assert ours.checkpoint is not None and os.path.isdir(ours.checkpoint.path)
 
 
 def test_the_driver_imports_the_experiment_module_ahead_of_ray_without_ray_or_pyarrow():

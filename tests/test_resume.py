@@ -110,6 +110,8 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
     configs = [json.dumps(t["tuned"], sort_keys=True) for t in summary["trials"]]
     assert len(set(configs)) == 10, "hyperopt continued from its state instead of re-suggesting"
     rerun = _ended_trials(done.stdout)
+    counts = [(int(m.group(1)), int(m.group(2))) for m in PROGRESS.finditer(done.stdout)]
+    assert counts[-1] == (10, 10), "the resumed run counts the trials that ended before it"
     for trial_id, metric in metrics_before_kill.items():
         assert trial_id not in rerun, f"{trial_id} ended before a kill and ran again"
         assert round(trials[trial_id]["metric"], 4) == metric
