@@ -110,8 +110,6 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
     configs = [json.dumps(t["tuned"], sort_keys=True) for t in summary["trials"]]
     assert len(set(configs)) == 10, "hyperopt continued from its state instead of re-suggesting"
     rerun = _ended_trials(done.stdout)
-    counts = [(int(m.group(1)), int(m.group(2))) for m in PROGRESS.finditer(done.stdout)]
-    assert counts[-1] == (10, 10), "the resumed run counts the trials that ended before it"
     for trial_id, metric in metrics_before_kill.items():
         assert trial_id not in rerun, f"{trial_id} ended before a kill and ran again"
         assert round(trials[trial_id]["metric"], 4) == metric
@@ -204,6 +202,8 @@ def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     done = run_launch(*SWEEP, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
+    counts = [(int(m.group(1)), int(m.group(2))) for m in PROGRESS.finditer(done.stdout)]
+    assert counts[-1] == (10, 10), "the resumed run counts the trials that ended before it"
     assert f"ASHA's rungs hold {sum(reached)} results of {sum(map(bool, reached))} trials from " \
            f"before the resume" in done.stdout
     assert len(_summary(experiment)["trials"]) == 10
