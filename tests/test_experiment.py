@@ -16,7 +16,7 @@ from ray.tune.execution.tune_controller import TuneController as RayTuneControll
 
 from benchmarks.trivial import Trivial
 from hypersweep.actor_reuse import starting_actors_kept
-from hypersweep.experiment import _gone_checkpoints_count_as_deleted, _without_result_tables
+from hypersweep.experiment import _gone_checkpoints_count_as_deleted, _without_ray_analysis
 from hypersweep.finished_trials import UNRESOLVED_CONFIG, TrimFinishedTrials
 from hypersweep.lost_ray import embedded_gcs_lost, quick_end_without_ray, refuses_connections
 from hypersweep.trials_on_disk import finished_on_disk, finished_trials_on_disk
@@ -42,7 +42,7 @@ def _fit(tmp_path, name: str) -> tune.ResultGrid:
 
 def test_the_end_of_a_sweep_reads_no_result_tables(local_ray, tmp_path):
     fetch = ExperimentAnalysis._fetch_trial_dataframes
-    with _without_result_tables():
+    with _without_ray_analysis():
         skipped = _fit(tmp_path, "skipped")
     assert ExperimentAnalysis._fetch_trial_dataframes is fetch, "Ray's own method is back"
     assert [r.metrics_dataframe for r in skipped] == [None, None]
@@ -205,25 +205,33 @@ class _CountHeldTrials(tune.Callback):
         self.held_at_end = list(trials)
 
 
-def _fit_counting(tmp_path, name: str) -> tuple[_CountHeldTrials, list]:
-    """TRIALS trivial trials, each checkpointed at its end; what Ray held, and the experiment's
-    trials as Ray restores them from the snapshot, by x."""
+def _fit_counting(tmp_path, name: str) -> tuple[_CountHeldTrials, tune.ResultGrid]:
+    """TRIALS trivial trials, each checkpointed at its end; what Ray held, and what tuner.fit()
+    returned."""
     counter = _CountHeldTrials()
-    tune.Tuner(Trivial, param_space={"x": tune.grid_search([k / TRIALS for k in range(TRIALS)])},
-               tune_config=tune.TuneConfig(reuse_actors=True),
-               run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
-                                         callbacks=[counter],
-                                         checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True))
-               ).fit()
-    restored = ExperimentAnalysis(str(tmp_path / name)).trials
-    return counter, sorted(restored, key=lambda trial: trial.config["x"])
+    results = tune.Tuner(
+        Trivial, param_space={"x": tune.grid_search([k / TRIALS for k in range(TRIALS)])},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0, callbacks=[counter],
+                                  checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True)),
+    ).fit()
+    return counter, results
+
+
+def _restored_trials(tmp_path, name: str) -> list:
+    """The experiment's trials as Ray restores them from its snapshot, by x."""
+    return sorted(ExperimentAnalysis(str(tmp_path / name)).trials, key=lambda trial: trial.config["x"])
 
 
 def test_finished_trials_leave_the_driver_and_the_snapshot_still_holds_them(local_ray, tmp_path):
     step, save = RayTuneController.step, RayTuneController.save_to_dir
-    with finished_trials_on_disk() as store:
-        on_disk, on_disk_trials = _fit_counting(tmp_path, "on_disk")
+    with _without_ray_analysis(), finished_trials_on_disk() as store:
+        on_disk, results = _fit_counting(tmp_path, "on_disk")
         assert finished_on_disk() == store.count
+        # Nor does Ray read them all back from the snapshot, at the end or on a restore.
+        assert len(results) == len(on_disk.held_at_end) < TRIALS
+        assert len(tune.Tuner.restore(str(tmp_path / "on_disk"), Trivial).get_results()) == 0
+    assert len(tune.Tuner.restore(str(tmp_path / "on_disk"), Trivial).get_results()) == TRIALS
     assert (RayTuneController.step, RayTuneController.save_to_dir) == (step, save), "Ray's own are back"
     assert finished_on_disk() == 0, "no sweep runs"
     # Ray creates the grid's trials up front; as they end it holds fewer and fewer: those still
@@ -231,9 +239,10 @@ def test_finished_trials_leave_the_driver_and_the_snapshot_still_holds_them(loca
     assert len(on_disk.held) == TRIALS and on_disk.held[-1] < TRIALS / 4
     assert store.count + len(on_disk.held_at_end) == TRIALS
     assert store.count > TRIALS / 2
-    in_memory, in_memory_trials = _fit_counting(tmp_path, "in_memory")
+    in_memory, _ = _fit_counting(tmp_path, "in_memory")
     assert in_memory.held[-1] == len(in_memory.held_at_end) == TRIALS, "Ray's own held every trial"
     # The snapshot says the same of every trial, whichever way its state was kept.
+    in_memory_trials, on_disk_trials = (_restored_trials(tmp_path, name) for name in ("in_memory", "on_disk"))
     assert len(on_disk_trials) == len(in_memory_trials) == TRIALS
     for kept, ours in zip(in_memory_trials, on_disk_trials, strict=True):
         assert ours.status == kept.status == "TERMINATED"
