@@ -14,6 +14,10 @@ Once a trial has ended, hypersweep drops the first two and shares the rest: the 
 and every part of the config equal to that of the first trial to end, become one object. The
 metric summaries, the last result and the checkpoints themselves stay, so the experiment's
 snapshot, a resume and the report see the same trial (a test checks this).
+
+Since then a finished trial leaves the driver's memory altogether once Ray is done with it
+(trials_on_disk.py); trimmed first, its state in the snapshot and on disk is smaller (15.1 KB, not
+21.7).
 """
 
 from typing import Any
