@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +116,8 @@ def finished_trials_on_disk() -> Iterator[FinishedTrialStates]:
 
     _current = store
     try:
-        with ExitStack() as stack:
-            stack.enter_context(replaced(TuneController, "step", step_then_forget))
-            stack.enter_context(replaced(TuneController, "save_to_dir", save_with_finished))
+        with replaced(TuneController, "step", step_then_forget), \
+                replaced(TuneController, "save_to_dir", save_with_finished):
             yield store
     finally:
         _current = None
