@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hypersweep.arrow_memory import arrow_uses_system_allocator
 from hypersweep.config import check_targets, validate
 from hypersweep.deferred_imports import defer_unused_imports
 from schedulers.searchers import search_module
@@ -101,6 +102,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     `overrides` are the command line's (for the resume command), `groups` Hydra's group choices.
     """
     dims = validate(config, import_targets=False)
+    arrow_uses_system_allocator()  # before anything imports pyarrow
     defer_unused_imports()  # before anything imports Ray Tune
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
     from hypersweep import experiment

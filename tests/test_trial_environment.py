@@ -7,6 +7,7 @@ import os
 from ray.tune.execution import class_cache, tune_controller
 
 from hypersweep import trial_environment
+from hypersweep.arrow_memory import POOL_VARIABLE
 from hypersweep.trial_environment import embedded_ray_environment, trials_without_redundant_environment
 from tests.conftest import run_launch
 
@@ -56,6 +57,7 @@ def test_trials_on_the_embedded_ray_run_without_a_runtime_environment_and_inheri
         tmp_path, monkeypatch):
     monkeypatch.delenv("PL_DISABLE_FORK", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-driver")
+    monkeypatch.delenv(POOL_VARIABLE, raising=False)
     done = run_launch("experiment=smoke", "trainable=tests.environment_probe.EnvironmentProbe",
                       "search=random", "scheduler=fifo", "num_samples=2", "name=probe", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -66,3 +68,4 @@ def test_trials_on_the_embedded_ray_run_without_a_runtime_environment_and_inheri
         # With any runtime environment, Ray starts the process through its setup_worker.py shim.
         assert json.loads(row["runtime_env"]) == {}
         assert (row["PL_DISABLE_FORK"], row["AWS_ACCESS_KEY_ID"]) == ("1", "from-the-driver")
+        assert row["arrow_pool"] == "system", "as the driver's (hypersweep/arrow_memory.py)"
