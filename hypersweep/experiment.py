@@ -180,10 +180,12 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
 
 def _callbacks(config: dict, dims: list[Dimension]) -> list[Any]:
     """The run's callbacks: the result log, lighter finished trials, their ends saved at once, the
-    progress lines, our files kept out of Tune's sync, and checkpoints by training time."""
+    progress lines, our files kept out of Tune's sync, freed memory given back, and checkpoints by
+    training time."""
     from hypersweep.checkpoint_timer import CheckpointTimer
     from hypersweep.ended_trials import SaveTrialEnds
     from hypersweep.finished_trials import TrimFinishedTrials
+    from hypersweep.freed_memory import GiveBackFreedMemory
     from hypersweep.progress import TrialLines
     from hypersweep.result_log import ResultLog
     from hypersweep.tune_sync import OwnFilesOutOfTuneSync
@@ -191,7 +193,7 @@ def _callbacks(config: dict, dims: list[Dimension]) -> list[Any]:
     # In this order: a trial's end is saved lighter, and saved before its line says it ended.
     callbacks = [ResultLog(), TrimFinishedTrials(), SaveTrialEnds(),
                  TrialLines(config, total=planned_trials(config, dims)),
-                 OwnFilesOutOfTuneSync(config["name"])]
+                 OwnFilesOutOfTuneSync(config["name"]), GiveBackFreedMemory()]
     # Under PBT a trial checkpoints at each perturbation (checkpoint_config), and nowhere else.
     if config["checkpoint"]["seconds"] and config["scheduler"]["name"] != "pbt":
         callbacks.append(CheckpointTimer(config["checkpoint"]["seconds"]))
