@@ -3,9 +3,9 @@
 Python's objects in the driver no longer grow with the trials (trials_on_disk.py), yet its RSS
 still did. Part of it was pyarrow's allocator (arrow_memory.py); the rest, glibc's malloc, which
 keeps freed memory in its heaps and returns only what lies at the top of each. In a sweep of 1,000
-sleeping trials on a simulated cluster, `malloc_trim` at the 953rd trial gave back 11 MiB: all the
-driver's growth since the 200th. So every 100 ended trials the driver gives back what is free; a
-call took 4 ms here.
+sleeping trials on a simulated cluster (pyarrow on the C library's allocator), `malloc_trim` at
+the 953rd trial gave back 11 MiB: all the driver's growth since the 200th. So every 100 ended
+trials the driver gives back what is free; a call took 4 ms here.
 """
 
 import ctypes
