@@ -31,15 +31,15 @@ SWEEP = ["experiment=smoke", "search=random", "scheduler=fifo", "train.max_epoch
 ENDED = re.compile(r"^\[(\d+)/", re.MULTILINE)  # a progress line: [ended/planned] ...
 
 
-def memory_mib(pid: int, field: str) -> float | None:
-    """A memory figure of the process from /proc (VmHWM: peak resident, VmRSS: resident now), in
-    MiB; None once it has gone."""
+def memory_mib(pid: int) -> dict[str, float]:
+    """The process's memory figures from /proc in MiB (VmHWM: peak resident, VmRSS: resident now),
+    read at once; none once it has gone or exited unreaped."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return None
-    line = next((line for line in status.splitlines() if line.startswith(f"{field}:")), None)
-    return None if line is None else int(line.split()[1]) / 1024  # None: exited, not yet reaped
+        return {}
+    return {name: int(value.split()[0]) / 1024 for name, _, value in
+            (line.partition(":") for line in status.splitlines()) if name in ("VmHWM", "VmRSS")}
 
 
 def sweep(args: list[str], cwd: str, env: dict) -> tuple[float, float, list[tuple[int, float]]]:
@@ -53,13 +53,14 @@ def sweep(args: list[str], cwd: str, env: dict) -> tuple[float, float, list[tupl
                                    stderr=subprocess.STDOUT, text=True)
         peak, ended, rss_by_ended, read = 0.0, 0, [], 0
         while process.poll() is None:
-            peak = max(peak, memory_mib(process.pid, "VmHWM") or 0.0)
+            memory = memory_mib(process.pid)
+            peak = max(peak, memory.get("VmHWM", 0.0))
             output.seek(read)
             new = output.read()
             read = output.tell()
             ended = max([ended, *(int(count) for count in ENDED.findall(new))])
-            if (rss := memory_mib(process.pid, "VmRSS")) is not None:
-                rss_by_ended.append((ended, rss))
+            if "VmRSS" in memory:
+                rss_by_ended.append((ended, memory["VmRSS"]))
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         if process.returncode != 0:

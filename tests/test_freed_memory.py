@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 # In a new process: 48 MiB freed below a block still held, which keeps glibc from returning it by
 # itself; then the RSS (MiB) after each of 100 trial ends, told to the callback.
 FREED_THEN_TRIALS_END = """
-import resource, sys
+import resource
 from hypersweep.freed_memory import GiveBackFreedMemory
 
 def rss():
