@@ -10,11 +10,14 @@ the new one. Buckets (s3://, gs://) need none of this: an object appears whole o
 A snapshot is several files (the trials' states, the search's count of the trials it created, the
 searcher's own state), which Ray copies several at once; whole files alone still let a kill leave
 a new one beside an old one. So the files of one of the driver's uploads appear together, once all
-are written, the trials' states last (`uploads_appear_whole`).
+are written, the trials' states last (`uploads_appear_whole`). Each file is copied a megabyte at a
+time: Ray's upload (pyarrow's copy_files, 64 MiB chunks) read a snapshot file whole into the driver
+and copied it once more through Python, a passing peak of twice its size.
 """
 
 import io
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -31,6 +34,8 @@ EXPERIMENT_STATE_PREFIX = "experiment_state-"
 # Ray's own upload (Ray 2.x; tests check it is still there), taken before `uploads_appear_whole`
 # can replace it.
 _ray_upload = ray_storage._upload_to_fs_path
+# The most of a file the driver holds while copying it.
+COPY_CHUNK_BYTES = 1 << 20
 
 
 class _RenamedWhenClosed(io.FileIO):
@@ -49,6 +54,12 @@ class _RenamedWhenClosed(io.FileIO):
             return
         super().close()
         self.complete(self.name, self.final_path)
+
+    def abandon(self) -> None:
+        """Close and remove the file without putting it in place (its writing failed)."""
+        super().close()
+        with suppress(OSError):
+            os.remove(self.name)
 
 
 class WholeFilesHandler(pafs.FileSystemHandler):
@@ -130,9 +141,19 @@ class WholeFilesHandler(pafs.FileSystemHandler):
         self.local.move(src, dest)
 
     def copy_file(self, src: str, dest: str) -> None:
-        with self.local.open_input_stream(src) as source, self.open_output_stream(dest, None) as sink:
-            while chunk := source.read(1 << 24):
-                sink.write(chunk)
+        self.copy_in(src, dest)
+
+    def copy_in(self, local_path: str, path: str) -> None:
+        """Copy the local file at `local_path` to `path`, where it appears once complete (once the
+        block ends inside `files_appear_together`)."""
+        sink = _RenamedWhenClosed(path, self._complete)
+        try:
+            with open(local_path, "rb") as source:
+                shutil.copyfileobj(source, sink, COPY_CHUNK_BYTES)
+        except BaseException:
+            sink.abandon()
+            raise
+        sink.close()
 
     def open_input_stream(self, path: str) -> Any:
         return self.local.open_input_stream(path)
@@ -176,7 +197,24 @@ def upload_whole(local_path: str, fs: pafs.FileSystem, fs_path: str, exclude: An
     trial's state in every snapshot pickles that syncer (a closure here cost 6.6 KB a trial).
     """
     handler = fs.handler if isinstance(fs, pafs.PyFileSystem) else None
-    if not isinstance(handler, WholeFilesHandler):
+    if not isinstance(handler, WholeFilesHandler) or exclude:  # the driver's snapshots exclude nothing
         return _ray_upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
     with handler.files_appear_together():
-        _ray_upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
+        for source, target in _files_to_copy(local_path, fs_path):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            handler.copy_in(source, target)
+
+
+def _files_to_copy(local_path: str, path: str) -> Iterator[tuple[str, str]]:
+    """(local file, its copy's path) for the file at `local_path`, or each file under that folder,
+    copied to `path` as Ray's upload copies them."""
+    if os.path.isfile(local_path):
+        yield local_path, path
+        return
+    if not os.path.isdir(local_path):
+        raise FileNotFoundError(f"nothing to upload at {local_path}")
+    os.makedirs(path, exist_ok=True)
+    for folder, _, names in os.walk(local_path):
+        relative = os.path.relpath(folder, local_path)
+        for name in names:
+            yield os.path.join(folder, name), os.path.normpath(os.path.join(path, relative, name))

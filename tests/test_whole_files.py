@@ -80,6 +80,50 @@ def test_ray_tunes_upload_writes_every_file_whole_and_leaves_no_temporary_file(t
     assert (tmp_path / "copy.json").read_text() == "{}" * 10_000
 
 
+# In a new process: the peak RSS above the RSS before (MiB) while the driver's upload copies a
+# staging folder with one large file (argv: staging, experiment) into the experiment.
+UPLOAD_PEAK = """
+import sys
+from pathlib import Path
+from ray.train._internal import storage
+from hypersweep.whole_files import uploads_appear_whole, whole_files_filesystem
+
+def memory(name):
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(name + ":")[1].split()[0]) / 1024
+
+Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the RSS
+before = memory("VmRSS")
+with uploads_appear_whole():
+    storage._upload_to_fs_path(sys.argv[1], whole_files_filesystem(), sys.argv[2])
+print(round(memory("VmHWM") - before, 1))
+"""
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="no resettable peak RSS")
+def test_the_drivers_upload_holds_a_megabyte_of_a_file_at_a_time(tmp_path):
+    # Ray's own upload read up to 64 MiB of a file at once and copied it again through Python.
+    staging, experiment = tmp_path / "staging", tmp_path / "experiment"
+    staging.mkdir()
+    content = os.urandom(1 << 20) * 80
+    (staging / "experiment_state-1.json").write_bytes(content)
+    done = subprocess.run([sys.executable, "-c", UPLOAD_PEAK, str(staging), str(experiment)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout) < 16, f"the upload's peak RSS was {done.stdout.strip()} MiB above its start"
+    assert (experiment / "experiment_state-1.json").read_bytes() == content
+    assert [p.name for p in experiment.iterdir()] == ["experiment_state-1.json"], "no temporary file left"
+
+
+def test_a_copy_that_fails_leaves_nothing_in_place(tmp_path):
+    handler = whole_files_filesystem().handler
+    (tmp_path / "state.json").write_text("old")
+    with pytest.raises(IsADirectoryError):
+        handler.copy_in(str(tmp_path), str(tmp_path / "state.json"))  # a folder cannot be read as a file
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "no temporary file left"
+    assert (tmp_path / "state.json").read_text() == "old"
+
+
 @pytest.mark.parametrize(("upload", "consistent"), [("together", True), ("file by file", False)])
 def test_an_upload_killed_midway_leaves_the_previous_snapshot_whole(tmp_path, upload, consistent):
     for name in ("experiment_state-1.json", "search_gen_state-1.json"):
