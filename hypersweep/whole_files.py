@@ -10,9 +10,9 @@ the new one. Buckets (s3://, gs://) need none of this: an object appears whole o
 A snapshot is several files (the trials' states, the search's count of the trials it created, the
 searcher's own state), which Ray copies several at once; whole files alone still let a kill leave
 a new one beside an old one. So the files of one of the driver's uploads appear together, once all
-are written, the trials' states last (`uploads_appear_whole`). Each file is copied a megabyte at a
-time: Ray's upload (pyarrow's copy_files, 64 MiB chunks) read a snapshot file whole into the driver
-and copied it once more through Python, a passing peak of twice its size.
+are written, the trials' states last (`uploads_appear_whole`). The kernel copies each file
+(`shutil.copyfile`): Ray's upload (pyarrow's copy_files, 64 MiB chunks) read a snapshot file whole
+into the driver and copied it once more through Python, a passing peak of twice its size.
 """
 
 import io
@@ -34,8 +34,13 @@ EXPERIMENT_STATE_PREFIX = "experiment_state-"
 # Ray's own upload (Ray 2.x; tests check it is still there), taken before `uploads_appear_whole`
 # can replace it.
 _ray_upload = ray_storage._upload_to_fs_path
-# The most of a file the driver holds while copying it.
-COPY_CHUNK_BYTES = 1 << 20
+
+
+def _temporary_path(path: str) -> str:
+    """Where a new version of the file at `path` is written before it is put in place: hidden, so
+    that no reader globbing `*.json` takes it for Ray's, and unique per writer."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
 class _RenamedWhenClosed(io.FileIO):
@@ -43,23 +48,15 @@ class _RenamedWhenClosed(io.FileIO):
     name, path)` puts it in place."""
 
     def __init__(self, path: str, complete: Callable[[str, str], None]) -> None:
-        folder, name = os.path.split(path)
         self.final_path = path
         self.complete = complete
-        # Hidden and unique per writer, so that no reader globbing `*.json` takes it for Ray's.
-        super().__init__(os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp"), "w")
+        super().__init__(_temporary_path(path), "w")
 
     def close(self) -> None:
         if self.closed:
             return
         super().close()
         self.complete(self.name, self.final_path)
-
-    def abandon(self) -> None:
-        """Close and remove the file without putting it in place (its writing failed)."""
-        super().close()
-        with suppress(OSError):
-            os.remove(self.name)
 
 
 class WholeFilesHandler(pafs.FileSystemHandler):
@@ -146,14 +143,14 @@ class WholeFilesHandler(pafs.FileSystemHandler):
     def copy_in(self, local_path: str, path: str) -> None:
         """Copy the local file at `local_path` to `path`, where it appears once complete (once the
         block ends inside `files_appear_together`)."""
-        sink = _RenamedWhenClosed(path, self._complete)
+        temporary = _temporary_path(path)
         try:
-            with open(local_path, "rb") as source:
-                shutil.copyfileobj(source, sink, COPY_CHUNK_BYTES)
+            shutil.copyfile(local_path, temporary)  # by the kernel (sendfile) on Linux
         except BaseException:
-            sink.abandon()
+            with suppress(OSError):
+                os.remove(temporary)
             raise
-        sink.close()
+        self._complete(temporary, path)
 
     def open_input_stream(self, path: str) -> Any:
         return self.local.open_input_stream(path)
