@@ -8,12 +8,13 @@ never saw it reach that rung again (seen in CI: a trial's metric went from 0.858
 
 As a trial ends, hypersweep appends its state, exactly as Ray's snapshot would hold it, to
 `ended_trials.jsonl` in the experiment, before the trial's line is printed. A resume takes that
-state in place of the snapshot's older one for every trial the snapshot still held as unfinished;
-restored_search.py then tells the search that these trials have ended.
+state in place of the snapshot's older one for every trial the snapshot still held as unfinished,
+and restores as ended every trial that started after the snapshot and ended before the kill,
+which no snapshot holds; restored_search.py then tells the search that these trials have ended
+(and replays the suggestions its saved state had not made yet, so that it makes none again).
 
-Limits: a trial that started after the last snapshot and ended before the kill is in no snapshot,
-and the search state saved with it never suggested it: it runs again, as before. In a bucket the
-file goes up with Ray's snapshots, so there a trial's end is saved with the next snapshot only.
+Limits: in a bucket the file goes up with Ray's snapshots, so there a trial's end is saved with the
+next snapshot only.
 """
 
 import json
@@ -25,6 +26,7 @@ from typing import Any
 from ray.tune import Callback
 
 from hypersweep.replaced import replaced
+from hypersweep.restored_search import creation_number
 from hypersweep.storage import live_file
 
 ENDED_FILE = "ended_trials.jsonl"
@@ -45,9 +47,9 @@ class SaveTrialEnds(Callback):
             handle.write(line + "\n")
 
 
-def read_trial_ends(path: str, trial_ids: set[str]) -> dict[str, list[str]]:
-    """The [state, metadata] with which each of `trial_ids` ended, as Ray encodes them, by trial
-    id, from the file at `path`; a trial it does not hold has not ended.
+def read_trial_ends(path: str) -> dict[str, list[str]]:
+    """The [state, metadata] with which each trial ended, as Ray encodes them, by trial id, in the
+    order they ended, from the file at `path`; a trial it does not hold has not ended.
 
     A line the killed driver left half-written is skipped: that trial's end was not saved.
     """
@@ -60,29 +62,36 @@ def read_trial_ends(path: str, trial_ids: set[str]) -> dict[str, list[str]]:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if entry["trial_id"] in trial_ids:
-                ends[entry["trial_id"]] = [entry["state"], entry["metadata"]]
+            ends[entry["trial_id"]] = [entry["state"], entry["metadata"]]
     return ends
 
 
 def with_saved_ends(controller: Any, trials: list[Any], restore: Any) -> list[Any]:
-    """`trials`, restored from Ray's snapshot, with each one the snapshot holds as unfinished but
-    ended_trials.jsonl holds as ended in the state it ended with, marked TERMINATED.
+    """`trials`, restored from Ray's snapshot, with the trials that ended_trials.jsonl holds as
+    ended and the snapshot does not, in the state they ended with, marked TERMINATED: in place of
+    the snapshot's unfinished ones, and after all the others for those it does not hold at all
+    (in the order they were created, as Ray lists its trials).
 
     `restore` is Ray's TuneController._restore_trials, which turns snapshot entries into trials.
     """
     from ray.tune.experiment import Trial
 
-    unfinished = {trial.trial_id: index for index, trial in enumerate(trials)
-                  if trial.status not in (Trial.TERMINATED, Trial.ERROR)}
-    saved = list(read_trial_ends(live_file(controller._storage, ENDED_FILE), set(unfinished)).values())
+    held = {trial.trial_id: index for index, trial in enumerate(trials)}
+    unfinished = {trial.trial_id for trial in trials if trial.status not in (Trial.TERMINATED, Trial.ERROR)}
+    saved = [ended for trial_id, ended in read_trial_ends(live_file(controller._storage, ENDED_FILE)).items()
+             if trial_id in unfinished or trial_id not in held]
     if not saved:
         return trials
     timestamp = controller._storage._timestamp  # Ray's restore sets it from the first trial it gets
+    unseen = []
     for ended in restore(controller, {"trial_data": saved}):
         ended.set_status(Trial.TERMINATED)
-        trials[unfinished[ended.trial_id]] = ended
+        if ended.trial_id in held:
+            trials[held[ended.trial_id]] = ended
+        else:
+            unseen.append(ended)
     controller._storage._timestamp = timestamp
+    trials.extend(sorted(unseen, key=lambda trial: creation_number(trial) or 0))
     trials_had = "1 trial had" if len(saved) == 1 else f"{len(saved)} trials had"
     print(f"{trials_had} ended after the last snapshot: saved as ended, not run again", flush=True)
     return trials

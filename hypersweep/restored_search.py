@@ -18,6 +18,13 @@ search: as many new samples as it lost. Grid search cannot draw a lost point alo
 ends with them missing, as an interrupted one. Every search is told of the trials restored as
 ended that it still holds as running (ended_trials.py restores trials that ended after the
 snapshot): hyperopt learns from their results, and no concurrency limit waits for them.
+
+A trial created after the search's snapshot is unknown to the restored search, whose random state
+would draw its values again for the next new trial. So the suggestions made after the snapshot
+are made again, in their order, up to the last trial restored (`replay_suggestions` for TPE,
+`replay_variants` for random and grid search): the restored trials' suggestions are theirs again
+where the values come out the same (always for random search, and while TPE draws at random), and
+the new trials draw what the lost ones would have drawn next.
 """
 
 from collections.abc import Iterator
@@ -36,6 +43,73 @@ def live_suggestions(search: Any) -> set[str]:
         live |= set(getattr(search, "_live_trials", set()))  # random and grid search's
         search = getattr(search, "searcher", None)
     return live
+
+
+def creation_number(trial: Any) -> int | None:
+    """The number the search gave `trial` as it created it (Ray's trial tags start with it), or
+    None for a tag without one."""
+    number = trial.experiment_tag.split("_", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
+def innermost_searcher(search: Any) -> Any:
+    """The searcher that `search` wraps (hyperopt's), below Ray's wrappers such as the
+    ConcurrencyLimiter."""
+    searcher = search.searcher
+    while getattr(searcher, "searcher", None) is not None:
+        searcher = searcher.searcher
+    return searcher
+
+
+def replay_suggestions(search: Any, restored_trials: list[Any]) -> int:
+    """Have the searcher of a restored SearchGenerator (TPE) suggest again, in their order, the
+    trials it suggested after its snapshot, up to the last of `restored_trials`; returns how many.
+
+    Each replayed suggestion uses the same draw of the searcher's random state as the original, so
+    that no new trial draws a restored one's values again. A restored trial that ended, and whose
+    values come out the same, is learnt from; any other suggestion is closed as an error, which
+    TPE learns nothing from: a trial that is gone, one that still runs (from a snapshot of the
+    trials newer than the search's), or one whose values TPE would now draw differently.
+    """
+    from ray.tune.experiment import Trial
+    from ray.tune.utils import flatten_dict
+
+    made = search._counter  # Ray 2.x; tests check it is still there
+    later = {creation_number(trial): trial for trial in restored_trials
+             if (creation_number(trial) or 0) > made}
+    if not later:
+        return 0
+    searcher = innermost_searcher(search)
+    last = max(later)
+    for number in range(made + 1, last + 1):
+        trial = later.get(number)
+        trial_id = trial.trial_id if trial is not None else f"replayed_{number}"
+        suggested = searcher.suggest(trial_id)
+        if suggested is None:
+            continue
+        if (trial is not None and trial.status == Trial.TERMINATED
+                and flatten_dict(suggested) == trial.evaluated_params):
+            searcher.on_trial_complete(trial_id, result=flatten_dict(trial.last_result))
+        else:
+            searcher.on_trial_complete(trial_id, error=True)
+    return last - made
+
+
+def replay_variants(search: Any, restored_trials: list[Any]) -> None:
+    """Have a restored random or grid search (a BasicVariantGenerator) create again, and drop, the
+    trials it created after its snapshot, up to the last of `restored_trials`.
+
+    It draws exactly what it drew then (trial ids and values alike), so that its next new trial
+    is the one it would have created next; the restored trials stay as restored.
+    """
+    iterator = search._iterators[-1]  # Ray 2.x; tests check it is still there
+    later = [number for number in map(creation_number, restored_trials)
+             if number is not None and number >= iterator.counter]  # numbered from 0
+    while later and iterator.counter <= max(later):
+        try:
+            next(iterator)
+        except StopIteration:
+            break
 
 
 def tell_ended(search: Any, trials: list[Any]) -> None:
@@ -64,11 +138,13 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
     lost = live - {trial.trial_id for trial in restored_trials}
     tell_ended(search, [trial for trial in restored_trials if trial.trial_id in live])
     if isinstance(search, SearchGenerator):
-        ahead = search._counter - restored  # Ray 2.x; tests check it is still there
+        ahead = search._counter + replay_suggestions(search, restored_trials) - restored
         search._counter = restored
         for trial_id in sorted(lost):
             search.searcher.on_trial_complete(trial_id, error=True)
         return ahead
+    if isinstance(search, BasicVariantGenerator):
+        replay_variants(search, restored_trials)
     if isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
         iterator = search._iterators[-1]  # Ray 2.x; tests check it is still there
         ahead = sum(it.num_samples - it.num_samples_left for it in search._iterators) - restored
@@ -103,8 +179,7 @@ def search_counts_restored_trials() -> Iterator[None]:
         restored, lost = len(trials), recount(controller._search_alg, trials)
         if lost > 0:
             print(f"the saved state holds {restored} trials where the search had created "
-                  f"{restored + lost} (the driver stopped while saving it): {lost} new trials take "
-                  f"the place of those lost", flush=True)
+                  f"{restored + lost}: {lost} new trials take the place of those lost", flush=True)
 
     with replaced(TuneController, "resume", resume_and_recount):
         yield

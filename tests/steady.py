@@ -15,6 +15,10 @@ class SteadySteps(tune.Trainable):
     def setup(self, config: dict, data=None):
         self.max_epochs = config["train"]["max_epochs"]
 
+    def reset_config(self, new_config: dict) -> bool:
+        self.setup(new_config)
+        return True  # its process goes on to the next trial (hypersweep reuses trial actors)
+
     def step(self) -> dict:
         time.sleep(STEP_SECONDS)
         return {"val_acc": 0.5, "epoch": self.iteration + 1,

@@ -85,9 +85,9 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
     for wanted in (1, 2, 2):
         process = _start(tmp_path, *SWEEP)
         output = "".join(_read_until_progress(process, wanted))
-        # Past the snapshot period (1 s for 10 trials): a trial that both started and ended
-        # within it is in no snapshot and may run again (the README says so; smoke trials that
-        # ASHA stops at its first rung are that short). Other trials are mid-run.
+        # Past the snapshot period (1 s for 10 trials), with other trials mid-run; a trial that
+        # both started and ended within it (smoke trials that ASHA stops at its first rung are
+        # that short) is in no snapshot, and is restored from ended_trials.jsonl.
         time.sleep(rng.uniform(2.0, 3.0))
         process.kill()
         process.wait()
@@ -153,11 +153,13 @@ def _snapshot_while_running(experiment: Path, process: subprocess.Popen, trials:
 
 @pytest.mark.parametrize("search", ["hyperopt", "random"])
 def test_trials_that_ended_after_the_last_snapshot_do_not_run_again(tmp_path, search):
-    # The driver killed right after both trials ended, with its last snapshot from when they ran:
-    # played back by putting that snapshot in place of the one the finished sweep wrote.
+    # The driver killed right after every trial ended, with its last snapshot from when the first
+    # two ran: played back by putting that snapshot in place of the one the finished sweep wrote.
+    # The third trial, created once one of them ended (two at a time), is in no snapshot: the
+    # restored search would have drawn its values again for a new trial.
     args = ("experiment=smoke", "name=ends", "trainable=tests.steady.SteadySteps", f"search={search}",
-            "scheduler=fifo", "num_samples=2", "train.max_epochs=30", "snapshot_seconds=0.2",
-            "checkpoint.num_to_keep=100")
+            "scheduler=fifo", "num_samples=3", "max_concurrent=2", "train.max_epochs=30",
+            "snapshot_seconds=0.2", "checkpoint.num_to_keep=100")
     experiment = tmp_path / "runs" / "ends"
     process = _start(tmp_path, *args)
     old_snapshot = _snapshot_while_running(experiment, process, trials=2, max_epochs=30)
@@ -171,9 +173,9 @@ def test_trials_that_ended_after_the_last_snapshot_do_not_run_again(tmp_path, se
     done = run_launch(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "resuming the sweep" in done.stdout
-    assert "2 trials had ended after the last snapshot: saved as ended, not run again" in done.stdout
+    assert "3 trials had ended after the last snapshot: saved as ended, not run again" in done.stdout
     assert not PROGRESS.search(done.stdout), "a trial ran again"
-    assert _summary(experiment)["trials"] == ended
+    assert len(ended) == 3 and _summary(experiment)["trials"] == ended
     for trial_id, iterations in rows.items():
         assert iterations == list(range(1, 31))
         assert _iterations(experiment, trial_id) == iterations
@@ -272,6 +274,10 @@ def test_a_snapshot_whose_search_is_newer_than_its_trials_resumes_every_trial(tm
     lost = [json.loads(trial)["trial_id"] for trial, _ in state["trial_data"][2:]]
     state["trial_data"] = state["trial_data"][:2]
     state_file.write_text(json.dumps(state))
+    # Lost: running at the kill, so their ends were never saved (an ended one would be restored).
+    ends = (experiment / "ended_trials.jsonl").read_text().splitlines()
+    (experiment / "ended_trials.jsonl").write_text(
+        "".join(line + "\n" for line in ends if json.loads(line)["trial_id"] not in lost))
     rows_before = {trial_id: _iterations(experiment, trial_id) for trial_id in kept}
 
     done = run_launch(*args, cwd=tmp_path)
