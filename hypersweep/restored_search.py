@@ -27,6 +27,7 @@ where the values come out the same (always for random search, and while TPE draw
 the new trials draw what the lost ones would have drawn next.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,10 +47,10 @@ def live_suggestions(search: Any) -> set[str]:
 
 
 def creation_number(trial: Any) -> int | None:
-    """The number the search gave `trial` as it created it (Ray's trial tags start with it), or
-    None for a tag without one."""
-    number = trial.experiment_tag.split("_", 1)[0]
-    return int(number) if number.isdigit() else None
+    """The number the search gave `trial` as it created it, or None for a tag without one: Ray's
+    trial tags start with it (`3_lr=0.01`, `3`, and after a PBT exploit `3_lr=0.01@perturbed[...]`)."""
+    number = re.match(r"\d+", trial.experiment_tag)
+    return int(number.group()) if number else None
 
 
 def innermost_searcher(search: Any) -> Any:

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from hypersweep.ended_trials import read_trial_ends
-from hypersweep.restored_search import recount
+from hypersweep.restored_search import creation_number, recount
 
 
 def test_a_half_written_last_line_is_skipped_and_a_later_end_wins(tmp_path):
@@ -46,6 +46,14 @@ def test_a_trial_restored_as_ended_frees_its_place_under_the_concurrency_limit()
     assert search.searcher.suggest("second") is not None
     losses = [trial["result"].get("loss") for trial in hyperopt._hpopt_trials.trials]
     assert losses[0] == -0.75, "hyperopt learnt the ended trial's result"
+
+
+@pytest.mark.parametrize(("tag", "number"), [("3_lr=0.01", 3), ("12", 12), ("0@perturbed[lr=0.02]", 0),
+                                           ("7_lr=0.01@perturbed[lr=0.02]", 7), ("custom", None)])
+def test_a_trials_creation_number_is_read_from_the_start_of_its_tag(tag, number):
+    from ray.tune.experiment import Trial
+
+    assert creation_number(Trial("trainable", experiment_tag=tag, stub=True)) == number
 
 
 @pytest.fixture(scope="module")
