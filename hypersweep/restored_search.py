@@ -76,8 +76,7 @@ def replay_suggestions(search: Any, restored_trials: list[Any]) -> int:
     from ray.tune.utils import flatten_dict
 
     made = search._counter  # Ray 2.x; tests check it is still there
-    later = {creation_number(trial): trial for trial in restored_trials
-             if (creation_number(trial) or 0) > made}
+    later = {number: trial for trial in restored_trials if (number := creation_number(trial) or 0) > made}
     if not later:
         return 0
     searcher = innermost_searcher(search)

@@ -12,7 +12,7 @@ searcher's own state), which Ray copies several at once; whole files alone still
 a new one beside an old one. So the files of one of the driver's uploads appear together, once all
 are written, the trials' states last (`uploads_appear_whole`). The kernel copies each file
 (`shutil.copyfile`): Ray's upload (pyarrow's copy_files, 64 MiB chunks) read a snapshot file whole
-into the driver and copied it once more through Python, a passing peak of twice its size.
+into the driver and copied it once more through Python, a passing peak of up to twice its size.
 """
 
 import io
