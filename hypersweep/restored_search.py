@@ -143,17 +143,18 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
         for trial_id in sorted(lost):
             search.searcher.on_trial_complete(trial_id, error=True)
         return ahead
-    if isinstance(search, BasicVariantGenerator):
-        replay_variants(search, restored_trials)
-    if isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
-        iterator = search._iterators[-1]  # Ray 2.x; tests check it is still there
-        ahead = sum(it.num_samples - it.num_samples_left for it in search._iterators) - restored
-        iterator.num_samples_left += ahead  # draws again as many samples as were lost
-        iterator.counter = max(iterator.counter, restored)  # new trial ids, never a restored one's
-        search._live_trials -= lost
-        search._finished = False
-        return ahead
-    return 0
+    if not isinstance(search, BasicVariantGenerator):
+        return 0
+    replay_variants(search, restored_trials)
+    if not _samples_one_trial_each(search):
+        return 0
+    iterator = search._iterators[-1]  # Ray 2.x; tests check it is still there
+    ahead = sum(it.num_samples - it.num_samples_left for it in search._iterators) - restored
+    iterator.num_samples_left += ahead  # draws again as many samples as were lost
+    iterator.counter = max(iterator.counter, restored)  # new trial ids, never a restored one's
+    search._live_trials -= lost
+    search._finished = False
+    return ahead
 
 
 def _samples_one_trial_each(search: Any) -> bool:
