@@ -26,6 +26,12 @@ NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_drive
 # GCS is a child of the driver that no one restarts: once lost, it is gone, as when a signal to
 # the whole process group (`timeout`, a batch system's time limit) ended it with the driver.
 GCS_LOST_SECONDS = 10
+# The raylet connects to its object store's socket as it starts, and when the store's thread has
+# not opened it yet, Ray tries again a second later (`raylet_client_connect_timeout_milliseconds`):
+# that second fell on ray.init's path in about half the embedded Ray's starts here (raylet.out:
+# the store's start, then the object manager 1.00 s later). The same 10 s of patience, in 50-ms
+# tries.
+SOCKET_RETRIES = {"raylet_client_connect_timeout_milliseconds": 50, "raylet_client_num_connect_attempts": 200}
 
 
 def token_path() -> Path | None:
@@ -122,7 +128,8 @@ def _init_options(cluster: dict) -> dict:
         # Ray starts an idle worker per CPU for tasks to come, and ray.init waits for the first:
         # on 2 CPUs that delayed the first epoch by 0.4-0.8 s (when Tune's actors still had a
         # runtime environment, and so never used them), and by 0.7-1.4 s since (they could).
-        _system_config={**NO_IDLE_WORKERS, "gcs_rpc_server_reconnect_timeout_s": GCS_LOST_SECONDS},
+        _system_config={**NO_IDLE_WORKERS, **SOCKET_RETRIES,
+                        "gcs_rpc_server_reconnect_timeout_s": GCS_LOST_SECONDS},
     )
     return options
 

@@ -5,6 +5,7 @@ import shlex
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,32 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
     while any(map(_running, started)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(started) >= 4 and not [pid for pid in started if _running(pid)]
+
+
+def _raylet_log_times(logs: str, *messages: str) -> list[datetime]:
+    """When the raylet first logged each of `messages` (raylet.out lines start [YYYY-MM-DD HH:MM:SS,mmm)."""
+    lines = Path(logs, "raylet.out").read_text().splitlines()
+    return [datetime.strptime(next(line for line in lines if message in line)[1:24], "%Y-%m-%d %H:%M:%S,%f")
+            for message in messages]
+
+
+def test_the_embedded_ray_retries_its_sockets_every_50_ms_as_patiently_as_ray():
+    # A process of its own: Ray's config, once read, stays for the life of the process.
+    probe = ("from hypersweep.cluster import connect\n"
+             "from ray._raylet import Config\n"
+             "with connect({'address': 'local', 'num_cpus': 1}) as logs:\n"
+             "    print(Config.raylet_client_connect_timeout_milliseconds(),\n"
+             "          Config.raylet_client_num_connect_attempts(), logs)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    interval_ms, attempts, logs = done.stdout.split()[-3:]
+    assert int(interval_ms) == 50
+    assert int(interval_ms) * int(attempts) >= 10_000  # Ray's own patience: 10 tries a second apart
+    # The raylet connected to its store without Ray's 1-s wait between two tries.
+    store_started, objects_served = _raylet_log_times(logs, "create_and_mmap_buffer",
+                                                      "ObjectManager server started")
+    assert (objects_served - store_started).total_seconds() < 0.9
 
 
 def test_the_driver_starts_the_embedded_ray_without_importing_the_dashboards_packages():
