@@ -1,16 +1,19 @@
 """The embedded Ray's start, without what a sweep never uses and without Ray's slow waits.
 
 `ray.init(address="local")` starts a head node on the path to the first trial, and on 2 cores
-that start is CPU-bound. While it runs (`lean_start`), hypersweep changes three private parts of
+that start is CPU-bound. While it runs (`lean_start`), hypersweep changes four private parts of
 Ray, each put back afterwards; a Ray that lacks one starts as it would (a test checks that each
 is still there):
 - the methods of Ray's `Node` that start processes a sweep never uses do nothing;
+- without the dashboard, the raylet starts idle_agent.py in place of Ray's dashboard agent;
 - the check for the dashboard's packages asks the import system's finders instead of importing
   them all;
 - the wait for the raylet to register asks the GCS every 50 ms, not once a second.
 """
 
 import importlib.util
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -45,6 +48,9 @@ def lean_start(dashboard: bool) -> Iterator[None]:
     replacements.append((ray_utils, "get_dashboard_dependency_error", dashboard_dependency_error))
     if "get_node" in vars(ray_services):
         replacements.append((ray_services, "get_node", _once_registered(ray_services.get_node)))
+    if not dashboard and "start_ray_process" in vars(ray_services):
+        replacements.append((ray_services, "start_ray_process",
+                             _with_idle_agent(ray_services.start_ray_process)))
     with ExitStack() as stack:
         for owner, name, replacement in replacements:
             if name in vars(owner):  # else Ray starts as it would
@@ -108,3 +114,25 @@ def wait_for_registration(gcs_address: str, node_id: str) -> bool:
             return True
         time.sleep(REGISTRATION_POLL_SECONDS)
     return False
+
+
+def _with_idle_agent(start_ray_process: Callable[..., object]) -> Callable[..., object]:
+    """Ray's `services.start_ray_process`, but the raylet it starts runs idle_agent.py where it
+    would run Ray's dashboard agent (the agent's options stay as Ray gives them)."""
+    import ray
+    from ray._private import ray_constants
+
+    from hypersweep import idle_agent
+
+    # The raylet gets the agent's command as one string, quoted as `list2cmdline` quotes it.
+    ray_agent = subprocess.list2cmdline([os.path.join(os.path.dirname(ray.__file__), "dashboard",
+                                                      "agent.py")])
+    stand_in = subprocess.list2cmdline([idle_agent.__file__])
+
+    def start(command: list[str], process_type: str, *args: object, **kwargs: object) -> object:
+        if process_type == ray_constants.PROCESS_TYPE_RAYLET:
+            command = [arg.replace(ray_agent, stand_in) if arg.startswith("--dashboard_agent_command=")
+                       else arg for arg in command]
+        return start_ray_process(command, process_type, *args, **kwargs)
+
+    return start

@@ -40,6 +40,14 @@ def run_launch(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Comple
                           capture_output=True, text=True, timeout=timeout)
 
 
+def process_running(pid: int) -> bool:
+    """Whether the process `pid` exists and has not ended (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def bucket():
     """A storage_path URI in a fresh bucket of a local S3 server; the credentials are in the

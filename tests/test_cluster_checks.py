@@ -17,7 +17,7 @@ from hypersweep.config import validate
 from hypersweep.errors import ClusterError
 from hypersweep.lean_start import DASHBOARD_PROCESSES, UNUSED_HEAD_PROCESSES
 from hypersweep.preflight import check_resources, check_storage, filesystem_type, trial_request
-from tests.conftest import ROOT
+from tests.conftest import ROOT, process_running
 
 NODE = {"ip": "10.0.0.1", "CPU": 8.0, "GPU": 1.0, "memory": 32 * 1024**3}
 GPU_LESS = {"ip": "10.0.0.2", "CPU": 16.0, "memory": 64 * 1024**3}
@@ -150,13 +150,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _workers(pids: set[int]) -> list[int]:
     """Those of `pids` that are Ray worker processes: `python .../default_worker.py`, which
     renames itself ray::IDLE once started."""
@@ -193,15 +186,18 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
     # Ray's internals that hypersweep turns off are still there (else Ray would start them again).
     assert all(name in Node.__dict__ for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES)
     ray_check, ray_get_node = ray_utils.get_dashboard_dependency_error, ray_services.get_node
+    ray_start_process = ray_services.start_ray_process
     assert "ray._private.services.get_node(" in inspect.getsource(Node.__init__)
     originals = {name: Node.__dict__[name] for name in UNUSED_HEAD_PROCESSES + DASHBOARD_PROCESSES}
     before = _descendants(os.getpid())
     with connect({"address": "local", "num_cpus": 2}):
         scripts = _ray_scripts(_descendants(os.getpid()) - before)
         assert {"monitor.py", "log_monitor.py", "dashboard.py"}.isdisjoint(scripts)
+        assert "idle_agent.py" in scripts  # in the dashboard agent's place
         assert {name: Node.__dict__[name] for name in originals} == originals  # Ray's own again
         assert ray_utils.get_dashboard_dependency_error is ray_check
         assert ray_services.get_node is ray_get_node
+        assert ray_services.start_ray_process is ray_start_process
         # Ray would start one idle worker per CPU within a second or two; Tune's actors never use them.
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
@@ -209,9 +205,9 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
             time.sleep(0.2)
         started = _descendants(os.getpid()) - before
     deadline = time.monotonic() + 10
-    while any(map(_running, started)) and time.monotonic() < deadline:
+    while any(map(process_running, started)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(started) >= 4 and not [pid for pid in started if _running(pid)]
+    assert len(started) >= 4 and not [pid for pid in started if process_running(pid)]
 
 
 def _raylet_log_times(logs: str, *messages: str) -> list[datetime]:
@@ -285,4 +281,5 @@ def test_the_embedded_ray_starts_its_dashboard_when_asked():
     with connect({"address": "local", "num_cpus": 1, "dashboard": True}):
         scripts = _ray_scripts(_descendants(os.getpid()) - before)
     assert "dashboard.py" in scripts
-    assert {"monitor.py", "log_monitor.py"}.isdisjoint(scripts)
+    # Ray's own agent, which serves the dashboard its node's figures
+    assert {"monitor.py", "log_monitor.py", "idle_agent.py"}.isdisjoint(scripts)
