@@ -210,6 +210,14 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
     assert len(started) >= 4 and not [pid for pid in started if process_running(pid)]
 
 
+def _printed_by(probe: str) -> str:
+    """What the Python code `probe` prints, run in a process of its own; it must succeed."""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def _raylet_log_times(logs: str, *messages: str) -> list[datetime]:
     """When the raylet first logged each of `messages` (raylet.out lines start [YYYY-MM-DD HH:MM:SS,mmm)."""
     lines = Path(logs, "raylet.out").read_text().splitlines()
@@ -224,10 +232,7 @@ def test_the_embedded_ray_retries_its_sockets_every_50_ms_as_patiently_as_ray():
              "with connect({'address': 'local', 'num_cpus': 1}) as logs:\n"
              "    print(Config.raylet_client_connect_timeout_milliseconds(),\n"
              "          Config.raylet_client_num_connect_attempts(), logs)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    interval_ms, attempts, logs = done.stdout.split()[-3:]
+    interval_ms, attempts, logs = _printed_by(probe).split()[-3:]
     assert int(interval_ms) == 50
     assert int(interval_ms) * int(attempts) >= 10_000  # Ray's own patience: 10 tries a second apart
     # The raylet connected to its store without Ray's 1-s wait between two tries.
@@ -242,10 +247,7 @@ def test_the_driver_starts_the_embedded_ray_without_importing_the_dashboards_pac
              "with connect({'address': 'local', 'num_cpus': 1}):\n"
              "    packages = ('aiohttp', 'grpc', 'prometheus_client', 'pydantic')\n"
              "    print(sorted(name for name in packages if name in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert _printed_by(probe).strip().splitlines()[-1] == "[]"
 
 
 def test_the_dashboard_packages_are_those_ray_checks_and_a_missing_one_is_named(monkeypatch):
