@@ -30,3 +30,14 @@ class SteadySteps(tune.Trainable):
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         pass
+
+
+class CountsWaitingPlacementGroups(SteadySteps):
+    """Reports, with each step, how many placement groups wait for resources in Ray: one for each
+    trial Ray Tune has made ahead of a free slot."""
+
+    def step(self) -> dict:
+        from ray.util import placement_group_table
+
+        waiting = sum(group["state"] == "PENDING" for group in placement_group_table().values())
+        return {**super().step(), "waiting_placement_groups": waiting}

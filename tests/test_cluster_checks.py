@@ -135,6 +135,22 @@ def test_trials_at_once_on_a_cluster(request_, max_concurrent, expected):
     assert concurrent_trials(request_, [NODE, GPU_LESS], max_concurrent) == expected
 
 
+
+REMOTE = ("cluster=remote", "cluster.address=auto")
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (("search=random",), 24),                   # the embedded Ray never grows
+    (("search=random", *REMOTE), None),         # Ray's 200, so that an autoscaler sees them
+    (("search=grid", *REMOTE), None),
+    (("search=hyperopt", *REMOTE), 24),         # Ray's 1 ran TPE one trial at a time
+])
+def test_trials_made_ahead_of_a_free_slot(compose_config, overrides, expected):
+    from hypersweep.experiment import pending_trials
+
+    assert pending_trials(compose_config("experiment=smoke", *overrides), slots=24) == expected
+
+
 def _descendants(pid: int) -> set[int]:
     """The processes below `pid`, from /proc."""
     parents = {}

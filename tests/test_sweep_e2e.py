@@ -174,6 +174,19 @@ def test_a_sweep_runs_a_trial_in_every_process_ray_starts_and_wastes_none(tmp_pa
     assert len(list((experiment / "claims").iterdir())) == 3, "no process was started and thrown away"
 
 
+def test_random_search_on_the_embedded_ray_makes_trials_only_as_slots_free(tmp_path):
+    # Ray Tune made all of a random search's trials (up to 200) at once, each with a placement
+    # group waiting in Ray, before the first one ran: 10 of these 12 waited.
+    done = run_launch("experiment=smoke", "search=random", "scheduler=fifo", "num_samples=12",
+                      "train.max_epochs=2", "trainable=tests.steady.CountsWaitingPlacementGroups",
+                      "cluster.num_cpus=2", "name=ahead", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for path in (tmp_path / "runs" / "ahead").glob("trial_*/result.json")
+            for line in path.read_text().splitlines()]
+    assert len(rows) == 24
+    assert max(row["waiting_placement_groups"] for row in rows) <= 2, "at most one trial per slot waits"
+
+
 @pytest.mark.parametrize("search", ["hyperopt", "random"])
 def test_max_concurrent_caps_the_trials_running_at_once_for_every_search(tmp_path, search):
     # Ray's own `max_concurrent_trials` ignored the cap for random and grid search: on 2 CPUs two
