@@ -135,7 +135,6 @@ def test_trials_at_once_on_a_cluster(request_, max_concurrent, expected):
     assert concurrent_trials(request_, [NODE, GPU_LESS], max_concurrent) == expected
 
 
-
 REMOTE = ("cluster=remote", "cluster.address=auto")
 
 
