@@ -1,21 +1,25 @@
 """The default sweep against its peers: hypersweep, a plain Ray Tune script written the way Ray's
 docs show (function trainable, a fresh process per trial), and Optuna (TPE + Hyperband pruner,
 2 workers in one process). Each runs as a command of its own, timed from start to exit. Same
-data split, model, 7-dimensional space, seed and epoch budget (rungs at 2, 6 and 18 epochs, at
-most 20: hypersweep's default sweep has Hyperband's three brackets, as Optuna's pruner has; the
-docs script uses Ray's ASHA as it comes, with one). Tools alternate within a seed.
+data split (the seed's: hypersweep splits the data with its `seed`), model, 7-dimensional space,
+seed and epoch budget (rungs at 2, 6 and 18 epochs, at most 20: hypersweep's default sweep has
+Hyperband's three brackets, as Optuna's pruner has; the docs script uses Ray's ASHA as it comes,
+with one). Tools alternate within a seed.
 
     pip install -e '.[bench]'     # Optuna
     python benchmarks/peers.py --trials 32 --seeds 0 1 2 [--tools hypersweep optuna]
 
 Prints per tool: wall time (median), best validation accuracy (mean; a trial counts with its
 last report), epochs trained (mean), utilization (training time summed over trials / (wall time
-x CPUs)) and ratios to hypersweep.
+x CPUs)) and ratios to hypersweep. Then each peer against hypersweep seed by seed: the mean
+difference in best val_acc and the geometric mean of the time ratios, each with its 95%
+interval over the seeds (Student's t), which says whether a difference is more than the noise.
 """
 
 import argparse
 import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -100,7 +104,7 @@ def objective(config):
     import torch
     from trainables.data import load_digits
     torch.set_num_threads(1)
-    data = load_digits(seed=0)
+    data = load_digits(seed={seed})
     busy = train_epochs(config, data, lambda epoch, acc: tune.report({{"val_acc": acc, "epoch": epoch}}))
 
 space = {{name: (tune.loguniform(*spec[1:]) if spec[0] == "loguniform" else tune.choice(spec[1]))
@@ -147,7 +151,7 @@ def optuna_sweep(trials: int, seed: int) -> dict:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = load_digits(seed=0)
+    data = load_digits(seed=seed)  # the split hypersweep's `seed` makes
     busy, epochs = [], []
 
     def objective(trial: "optuna.Trial") -> float:
@@ -183,6 +187,29 @@ def run_optuna(trials: int, seed: int, storage: str) -> dict:
                         f"print(json.dumps(optuna_sweep({trials}, {seed})))", cwd=storage)
 
 
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """The mean of `values` and its 95% interval (Student's t); the interval is the mean itself
+    for a single value."""
+    from scipy.stats import t  # scipy comes with hyperopt
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, float(mean - half), float(mean + half)
+
+
+def paired_comparison(ours: list[dict], theirs: list[dict]) -> str:
+    """A peer's runs against hypersweep's, seed by seed: its best val_acc minus hypersweep's, and
+    its wall time over hypersweep's (a geometric mean, as ratios multiply), with 95% intervals."""
+    accuracy = mean_interval([t["best"] - o["best"] for o, t in zip(ours, theirs, strict=True)])
+    ratios = [t["wall"] / o["wall"] for o, t in zip(ours, theirs, strict=True)]
+    time_ratio = [math.exp(x) for x in mean_interval([math.log(r) for r in ratios])]
+    return (f"best val_acc {accuracy[0]:+.4f} (95% interval {accuracy[1]:+.4f} to {accuracy[2]:+.4f}); "
+            f"wall time {time_ratio[0]:.2f}x hypersweep's (95% interval {time_ratio[1]:.2f}-"
+            f"{time_ratio[2]:.2f}x; seeds {min(ratios):.2f}-{max(ratios):.2f}x)")
+
+
 TOOLS = {"hypersweep": run_hypersweep, "ray tune (docs)": run_ray_plain, "optuna": run_optuna}
 
 
@@ -213,6 +240,10 @@ def main() -> None:
                   f"{statistics.mean(r['best'] for r in results):.4f}  epochs "
                   f"{statistics.mean(r['epochs'] for r in results):.0f}  utilization "
                   f"{statistics.mean(r['busy'] / (r['wall'] * CPUS) for r in results):.2f}")
+        for tool, results in runs.items():
+            if tool != "hypersweep" and "hypersweep" in runs:
+                print(f"  {tool} against hypersweep, seed by seed: "
+                      f"{paired_comparison(runs['hypersweep'], results)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""The statistics benchmarks/peers.py prints: whether a difference between tools is more than the
+noise between seeds."""
+
+import math
+
+import pytest
+
+from benchmarks.peers import mean_interval, paired_comparison
+
+
+def test_mean_interval_is_students_t_over_the_values():
+    mean, low, high = mean_interval([1.0, 2.0, 3.0])
+    # Standard deviation 1 over 3 values; t(0.975, 2 degrees of freedom) = 4.3027.
+    half = 4.3027 * 1.0 / math.sqrt(3)
+    assert mean == 2.0
+    assert low == pytest.approx(2.0 - half, abs=1e-4)
+    assert high == pytest.approx(2.0 + half, abs=1e-4)
+
+
+def test_a_single_value_has_no_interval():
+    assert mean_interval([0.5]) == (0.5, 0.5, 0.5)
+
+
+def test_paired_comparison_is_seed_by_seed():
+    ours = [{"best": 0.97, "wall": 10.0}, {"best": 0.98, "wall": 20.0}]
+    # Twice as slow on every seed, and 0.01 more accurate on every seed: no spread at all.
+    theirs = [{"best": 0.98, "wall": 20.0}, {"best": 0.99, "wall": 40.0}]
+    assert paired_comparison(ours, theirs) == (
+        "best val_acc +0.0100 (95% interval +0.0100 to +0.0100); wall time 2.00x hypersweep's "
+        "(95% interval 2.00-2.00x; seeds 2.00-2.00x)")
+
+
+def test_paired_comparison_needs_the_same_seeds():
+    with pytest.raises(ValueError):
+        paired_comparison([{"best": 0.9, "wall": 1.0}], [])
