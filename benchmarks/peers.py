@@ -195,15 +195,16 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, mean, mean
-    half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, float(mean - half), float(mean + half)
+    half = float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
 
 
 def paired_comparison(ours: list[dict], theirs: list[dict]) -> str:
     """A peer's runs against hypersweep's, seed by seed: its best val_acc minus hypersweep's, and
     its wall time over hypersweep's (a geometric mean, as ratios multiply), with 95% intervals."""
-    accuracy = mean_interval([t["best"] - o["best"] for o, t in zip(ours, theirs, strict=True)])
-    ratios = [t["wall"] / o["wall"] for o, t in zip(ours, theirs, strict=True)]
+    pairs = list(zip(ours, theirs, strict=True))
+    accuracy = mean_interval([t["best"] - o["best"] for o, t in pairs])
+    ratios = [t["wall"] / o["wall"] for o, t in pairs]
     time_ratio = [math.exp(x) for x in mean_interval([math.log(r) for r in ratios])]
     return (f"best val_acc {accuracy[0]:+.4f} (95% interval {accuracy[1]:+.4f} to {accuracy[2]:+.4f}); "
             f"wall time {time_ratio[0]:.2f}x hypersweep's (95% interval {time_ratio[1]:.2f}-"
@@ -241,7 +242,7 @@ def main() -> None:
                   f"{statistics.mean(r['epochs'] for r in results):.0f}  utilization "
                   f"{statistics.mean(r['busy'] / (r['wall'] * CPUS) for r in results):.2f}")
         for tool, results in runs.items():
-            if tool != "hypersweep" and "hypersweep" in runs:
+            if tool != "hypersweep":
                 print(f"  {tool} against hypersweep, seed by seed: "
                       f"{paired_comparison(runs['hypersweep'], results)}")
 
