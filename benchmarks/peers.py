@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,13 +74,15 @@ def train_epochs(params: dict, data, report) -> float:
     return time.perf_counter() - started
 
 
-def run_hypersweep(trials: int, seed: int, storage: str) -> dict:
+def run_hypersweep(trials: int, seed: int, storage: str, overrides: Sequence[str] = ()) -> dict:
+    """The default sweep (with Hydra `overrides`) as a command: its wall time, best val_acc,
+    training time summed over trials and epochs."""
     # Imported here: Optuna's timed process imports this module, and must not pay for it.
     from hypersweep.records import trial_rows
 
     started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "launch.py"), f"num_samples={trials}", f"seed={seed}",
-                    "name=peers", f"storage_path={storage}", "tensorboard=false"],
+                    "name=peers", f"storage_path={storage}", "tensorboard=false", *overrides],
                    env=ENV, check=True, capture_output=True)
     wall = time.perf_counter() - started
     summary = json.loads((Path(storage) / "peers" / "summary.json").read_text())
@@ -199,15 +202,16 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def paired_comparison(ours: list[dict], theirs: list[dict]) -> str:
-    """A peer's runs against hypersweep's, seed by seed: its best val_acc minus hypersweep's, and
-    its wall time over hypersweep's (a geometric mean, as ratios multiply), with 95% intervals."""
+def paired_comparison(ours: list[dict], theirs: list[dict], reference: str = "hypersweep") -> str:
+    """A peer's runs against the reference's (`ours`), seed by seed: its best val_acc minus the
+    reference's, and its wall time over the reference's (a geometric mean, as ratios multiply),
+    with 95% intervals."""
     pairs = list(zip(ours, theirs, strict=True))
     accuracy = mean_interval([t["best"] - o["best"] for o, t in pairs])
     ratios = [t["wall"] / o["wall"] for o, t in pairs]
     time_ratio = [math.exp(x) for x in mean_interval([math.log(r) for r in ratios])]
     return (f"best val_acc {accuracy[0]:+.4f} (95% interval {accuracy[1]:+.4f} to {accuracy[2]:+.4f}); "
-            f"wall time {time_ratio[0]:.2f}x hypersweep's (95% interval {time_ratio[1]:.2f}-"
+            f"wall time {time_ratio[0]:.2f}x {reference}'s (95% interval {time_ratio[1]:.2f}-"
             f"{time_ratio[2]:.2f}x; seeds {min(ratios):.2f}-{max(ratios):.2f}x)")
 
 

@@ -1,11 +1,12 @@
-"""The statistics benchmarks/peers.py prints: whether a difference between tools is more than the
-noise between seeds."""
+"""The statistics benchmarks/peers.py and variants.py print: whether a difference between tools
+(or variants of the sweep) is more than the noise between seeds."""
 
 import math
 
 import pytest
 
 from benchmarks.peers import mean_interval, paired_comparison
+from benchmarks.variants import run_order
 
 
 def test_mean_interval_is_students_t_over_the_values():
@@ -33,3 +34,15 @@ def test_paired_comparison_is_seed_by_seed():
 def test_paired_comparison_needs_the_same_seeds():
     with pytest.raises(ValueError):
         paired_comparison([{"best": 0.9, "wall": 1.0}], [])
+
+
+def test_a_comparison_names_its_reference():
+    base = [{"best": 0.97, "wall": 10.0}]
+    assert paired_comparison(base, [{"best": 0.98, "wall": 5.0}], reference="base").endswith(
+        "wall time 0.50x base's (95% interval 0.50-0.50x; seeds 0.50-0.50x)")
+
+
+def test_variants_alternate_which_runs_first():
+    names = ["base", "tenth", "per-lr"]
+    assert [run_order(names, index)[0] for index in range(4)] == ["base", "per-lr", "base", "per-lr"]
+    assert sorted(run_order(names, 1)) == sorted(names)
