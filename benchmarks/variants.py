@@ -2,7 +2,7 @@
 the search or the scheduler gains accuracy or time beyond the noise between seeds.
 
     python benchmarks/variants.py --trials 32 --seeds 0 1 2 3 4 5 \\
-        --variant base --variant hyperband scheduler.brackets=1
+        --variant base --variant one-bracket scheduler.brackets=1
 
 Each variant is a name and its Hydra overrides (none: the default sweep). The variants run in turn
 on each seed, their order reversed every other seed, each timed as a command from start to exit.
