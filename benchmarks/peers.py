@@ -215,6 +215,17 @@ def paired_comparison(ours: list[dict], theirs: list[dict], reference: str = "hy
             f"{time_ratio[2]:.2f}x; seeds {min(ratios):.2f}-{max(ratios):.2f}x)")
 
 
+def run_figures(result: dict) -> str:
+    """One run's figures: wall time, best val_acc and epochs."""
+    return f"{result['wall']:.1f} s, best {result['best']:.4f}, {result['epochs']} epochs"
+
+
+def mean_figures(results: list[dict]) -> str:
+    """Best val_acc and epochs, each the mean over a tool's runs."""
+    return (f"best val_acc {statistics.mean(r['best'] for r in results):.4f}  epochs "
+            f"{statistics.mean(r['epochs'] for r in results):.0f}")
+
+
 TOOLS = {"hypersweep": run_hypersweep, "ray tune (docs)": run_ray_plain, "optuna": run_optuna}
 
 
@@ -235,15 +246,13 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as storage:
                     result = run(trials, seed, storage)
                 runs[tool].append(result)
-                print(f"{trials} trials, seed {seed}, {tool}: {result['wall']:.1f} s, best "
-                      f"{result['best']:.4f}, {result['epochs']} epochs", flush=True)
+                print(f"{trials} trials, seed {seed}, {tool}: {run_figures(result)}", flush=True)
         ours = statistics.median(r["wall"] for r in runs["hypersweep"])
         print(f"\n{trials} trials, seeds {args.seeds}, {CPUS} CPUs:")
         for tool, results in runs.items():
             wall = statistics.median(r["wall"] for r in results)
-            print(f"  {tool:16s} wall {wall:6.1f} s ({wall / ours:.2f}x hypersweep)  best val_acc "
-                  f"{statistics.mean(r['best'] for r in results):.4f}  epochs "
-                  f"{statistics.mean(r['epochs'] for r in results):.0f}  utilization "
+            print(f"  {tool:16s} wall {wall:6.1f} s ({wall / ours:.2f}x hypersweep)  "
+                  f"{mean_figures(results)}  utilization "
                   f"{statistics.mean(r['busy'] / (r['wall'] * CPUS) for r in results):.2f}")
         for tool, results in runs.items():
             if tool != "hypersweep":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.peers import paired_comparison, run_hypersweep  # noqa: E402
+from benchmarks.peers import mean_figures, paired_comparison, run_figures, run_hypersweep  # noqa: E402
 
 
 def run_order(names: list[str], seed_index: int) -> list[str]:
@@ -44,16 +44,14 @@ def main() -> None:
         for name in run_order(list(variants), index):
             with tempfile.TemporaryDirectory() as storage:
                 results[name] = run_hypersweep(args.trials, seed, storage, variants[name])
-            print(f"seed {seed}, {name}: {results[name]['wall']:.1f} s, best "
-                  f"{results[name]['best']:.4f}, {results[name]['epochs']} epochs", flush=True)
+            print(f"seed {seed}, {name}: {run_figures(results[name])}", flush=True)
         for name in variants:  # each list in seed order, whatever order they ran in
             runs[name].append(results[name])
     print(f"\n{args.trials} trials, seeds {args.seeds}:")
     for name, results in runs.items():
         overrides = " ".join(variants[name]) or "the default sweep"
-        print(f"  {name:16s} wall {statistics.median(r['wall'] for r in results):6.1f} s  best "
-              f"val_acc {statistics.mean(r['best'] for r in results):.4f}  epochs "
-              f"{statistics.mean(r['epochs'] for r in results):.0f}  ({overrides})")
+        print(f"  {name:16s} wall {statistics.median(r['wall'] for r in results):6.1f} s  "
+              f"{mean_figures(results)}  ({overrides})")
     first, *others = runs
     for name in others:
         print(f"  {name} against {first}, seed by seed: "

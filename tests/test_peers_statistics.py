@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from benchmarks.peers import mean_interval, paired_comparison
+from benchmarks.peers import mean_figures, mean_interval, paired_comparison, run_figures
 from benchmarks.variants import run_order
 
 
@@ -46,3 +46,9 @@ def test_variants_alternate_which_runs_first():
     names = ["base", "tenth", "per-lr"]
     assert [run_order(names, index)[0] for index in range(4)] == ["base", "per-lr", "base", "per-lr"]
     assert sorted(run_order(names, 1)) == sorted(names)
+
+
+def test_the_figures_printed_per_run_and_per_tool():
+    runs = [{"wall": 20.04, "best": 0.975, "epochs": 320}, {"wall": 18.0, "best": 0.98, "epochs": 331}]
+    assert run_figures(runs[0]) == "20.0 s, best 0.9750, 320 epochs"
+    assert mean_figures(runs) == "best val_acc 0.9775  epochs 326"
