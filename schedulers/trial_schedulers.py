@@ -36,14 +36,31 @@ def asha_brackets(config: dict) -> int:
     return min(settings.get("brackets", 1), len(rungs))
 
 
-def bracket_shares(brackets: int) -> list[float]:
-    """The share of trials that Ray's ASHA sends to each bracket, most aggressive first.
+SHARE_RULES = ("hyperband", "ray")
 
-    Bracket s has ASHA's rungs from the s-th on; Ray weighs a bracket by e^(its number of
-    rungs), so bracket s gets e^-s times the first's share.
+
+def bracket_shares(brackets: int, reduction_factor: float, rule: str) -> list[float]:
+    """The share of trials each ASHA bracket gets, most aggressive (first rung earliest) first.
+
+    hyperband: Hyperband's budget rule, as Optuna's pruner takes it: bracket i of B, which stops
+    trials at B - i rungs, gets ceil(B * eta^(B-1-i) / (B-i)) parts (9:5:3 for three brackets at
+    eta 3), so that each bracket costs about the same epochs. ray: Ray's ASHA weighs bracket i by
+    e^-i (67%, 24%, 9% for three): its patient brackets get fewer trials and fewer epochs.
     """
-    weights = [math.exp(-s) for s in range(brackets)]
+    if rule == "ray":
+        weights = [math.exp(-i) for i in range(brackets)]
+    else:
+        weights = [math.ceil(brackets * reduction_factor ** (brackets - 1 - i) / (brackets - i))
+                   for i in range(brackets)]
     return [weight / sum(weights) for weight in weights]
+
+
+def config_bracket_shares(config: dict) -> list[float]:
+    """bracket_shares for the sweep's ASHA. A sweep saved before `scheduler.bracket_shares`
+    existed has none, and ran with Ray's rule."""
+    settings = config["scheduler"]
+    return bracket_shares(asha_brackets(config), settings["reduction_factor"],
+                          settings.get("bracket_shares", "ray"))
 
 
 def check_scheduler(config: dict, dims: list[Dimension],
@@ -71,6 +88,9 @@ def check_scheduler(config: dict, dims: list[Dimension],
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
             raise ConfigError(f"scheduler.brackets: needs a whole number >= 1 (1: plain ASHA), "
                               f"got {brackets!r}")
+        if settings.get("bracket_shares", "ray") not in SHARE_RULES:
+            raise ConfigError(f"scheduler.bracket_shares: unknown rule "
+                              f"{settings.get('bracket_shares')!r}; use hyperband or ray")
         if not isinstance(settings.get("keep_baseline"), bool):
             raise ConfigError(f"scheduler.keep_baseline: needs true or false, "
                               f"got {settings.get('keep_baseline')!r}")
@@ -97,9 +117,10 @@ def build_asha(config: dict) -> Any:
         """ASHA that never stops the baseline trial (the config's defaults) at a rung, and draws
         each trial's bracket from the sweep's seed."""
 
-        def __init__(self, defaults: dict | None, seed: int, **kwargs: Any):
+        def __init__(self, defaults: dict | None, seed: int, shares: list[float], **kwargs: Any):
             super().__init__(**kwargs)
             self.defaults = defaults
+            self.shares = shares
             self.baseline: str | None = None
             self.bracket_random = random.Random(seed)
 
@@ -108,8 +129,7 @@ def build_asha(config: dict) -> Any:
             if len(self._brackets) > 1:
                 # Ray draws from numpy's global random state: the same sweep would stop other
                 # trials each time. Drawn in the order trials are added, as a resume adds them.
-                shares = bracket_shares(len(self._brackets))
-                bracket = self.bracket_random.choices(self._brackets, weights=shares)[0]
+                bracket = self.bracket_random.choices(self._brackets, weights=self.shares)[0]
                 self._trial_info[trial.trial_id] = bracket
             # The first trial at the defaults is the one the sweep compares against. A resumed
             # sweep adds its trials again, in their order, and finds the same one.
@@ -134,6 +154,7 @@ def build_asha(config: dict) -> Any:
         reduction_factor=settings["reduction_factor"],
         brackets=asha_brackets(config),
         seed=config["seed"],
+        shares=config_bracket_shares(config),
     )
 
 
@@ -155,7 +176,7 @@ def describe_scheduler(config: dict) -> str:
     brackets = asha_brackets(config)
     if brackets > 1:
         firsts = ", ".join(f"{rungs[s] * per_step} for {share:.0%}"
-                           for s, share in enumerate(bracket_shares(brackets)))
+                           for s, share in enumerate(config_bracket_shares(config)))
         epochs += f"; {brackets} brackets (a trial's first rung: epoch {firsts} of the trials)"
     baseline = "; the defaults' trial trains in full" if settings["keep_baseline"] else ""
     return (f"asha (reduction factor {settings['reduction_factor']}; rungs at epochs {epochs}; "
@@ -173,7 +194,7 @@ def expected_trials_per_rung(config: dict, trials: int) -> list[tuple[int, float
         return [(config["train"]["max_epochs"], float(trials))]
     max_t, factor = max_iterations(config), settings["reduction_factor"]
     rungs = [rung for rung in asha_rungs(max_t, settings["grace_period"], factor) if rung < max_t]
-    shares = bracket_shares(asha_brackets(config))
+    shares = config_bracket_shares(config)
 
     def reaching(stop: int) -> float:  # trials passed every rung of their bracket before `stop`
         return sum(share * trials / factor ** sum(rung < stop for rung in rungs[s:])

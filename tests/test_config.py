@@ -104,6 +104,8 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),
         (["scheduler.brackets=0"], "scheduler.brackets: needs a whole number >= 1 (1: plain ASHA), got 0"),
+        (["scheduler.bracket_shares=optuna"],
+         "scheduler.bracket_shares: unknown rule 'optuna'; use hyperband or ray"),
         (["search=grid"], "space.optim.lr: search=grid needs discrete dimensions"),
         (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net' (no module"),
         # The module exists, the name does not: found when the targets are imported (Ray stopped).
@@ -217,15 +219,16 @@ def test_estimated_epochs_follow_the_asha_rungs(compose_config):
     assert estimated_epochs(config, 27) == 20 + 2 * 26 + 4 * 26 / 3 + 12 * 26 / 9 + 2 * 26 / 27
     no_baseline = compose_config("scheduler.brackets=1", "scheduler.keep_baseline=false")
     assert estimated_epochs(no_baseline, 27) == 2 * 27 + 4 * 9 + 12 * 3 + 2 * 1
-    # Three brackets: weights 1, 1/e, 1/e^2; the second bracket's trials skip the rung at 2
-    # epochs, the third's both rungs before 18.
-    shares = [1 / (1 + math.e**-1 + math.e**-2) * math.e**-s for s in range(3)]
+    # Three brackets; the second bracket's trials skip the rung at 2 epochs, the third's both
+    # rungs before 18. Hyperband's rule gives them 9:5:3 of the trials, Ray's 1 : 1/e : 1/e^2.
     per_bracket = [[27, 9, 3, 1], [27, 27, 9, 3], [27, 27, 27, 9]]
-    expected = [sum(share * reach[k] for share, reach in zip(shares, per_bracket, strict=True))
-                for k in range(4)]
-    brackets = compose_config("scheduler.brackets=3")
-    assert [epochs for epochs, _ in expected_trials_per_rung(brackets, 27)] == [2, 6, 18, 20]
-    assert [reaching for _, reaching in expected_trials_per_rung(brackets, 27)] == pytest.approx(expected)
+    for rule, weights in (("hyperband", [9, 5, 3]), ("ray", [1, math.e**-1, math.e**-2])):
+        shares = [weight / sum(weights) for weight in weights]
+        expected = [sum(share * reach[k] for share, reach in zip(shares, per_bracket, strict=True))
+                    for k in range(4)]
+        brackets = compose_config("scheduler.brackets=3", f"scheduler.bracket_shares={rule}")
+        assert [epochs for epochs, _ in expected_trials_per_rung(brackets, 27)] == [2, 6, 18, 20]
+        assert [reaching for _, reaching in expected_trials_per_rung(brackets, 27)] == pytest.approx(expected)
     # Fewer epochs, fewer rungs: 5 epochs leave one rung (at 2), so one bracket, not an error.
     short = compose_config("scheduler.brackets=3", "train.max_epochs=5")
     validate(short)
