@@ -3,8 +3,8 @@ docs show (function trainable, a fresh process per trial), and Optuna (TPE + Hyp
 2 workers in one process). Each runs as a command of its own, timed from start to exit. Same
 data split (the seed's: hypersweep splits the data with its `seed`), model, 7-dimensional space,
 seed and epoch budget (rungs at 2, 6 and 18 epochs, at most 20: hypersweep's default sweep has
-Hyperband's three brackets, as Optuna's pruner has; the docs script uses Ray's ASHA as it comes,
-with one). Tools alternate within a seed.
+Hyperband's three brackets and their shares of the trials, as Optuna's pruner has; the docs
+script uses Ray's ASHA as it comes, with one). Tools alternate within a seed.
 
     pip install -e '.[bench]'     # Optuna
     python benchmarks/peers.py --trials 32 --seeds 0 1 2 [--tools hypersweep optuna]
