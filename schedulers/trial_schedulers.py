@@ -42,9 +42,9 @@ SHARE_RULES = ("hyperband", "ray")
 def bracket_shares(brackets: int, reduction_factor: float, rule: str) -> list[float]:
     """The share of trials each ASHA bracket gets, most aggressive (first rung earliest) first.
 
-    hyperband: Hyperband's budget rule, as Optuna's pruner takes it: bracket i of B, which stops
-    trials at B - i rungs, gets ceil(B * eta^(B-1-i) / (B-i)) parts (9:5:3 for three brackets at
-    eta 3), so that each bracket costs about the same epochs. ray: Ray's ASHA weighs bracket i by
+    hyperband: Hyperband's budget rule, as Optuna's pruner takes it: bracket i of B (0 has the
+    most rungs) gets ceil(B * eta^(B-1-i) / (B-i)) parts (9:5:3 for three brackets at eta 3),
+    so that each bracket costs about the same epochs. ray: Ray's ASHA weighs bracket i by
     e^-i (67%, 24%, 9% for three): its patient brackets get fewer trials and fewer epochs.
     """
     if rule == "ray":

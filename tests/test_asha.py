@@ -86,7 +86,7 @@ def test_brackets_come_from_the_seed_and_spare_their_trials_the_earlier_rungs():
 def test_hyperband_shares_send_more_trials_to_the_patient_brackets_than_rays():
     # Rungs at 1, 2, 4 and 8 epochs, factor 2, three brackets: Hyperband's rule gives them
     # ceil(3 * 2^2 / 3) : ceil(3 * 2 / 2) : ceil(3 * 1 / 1) = 4:3:3 of the trials, Ray's 67%, 24%, 9%.
-    def first_rungs(shares: str | None) -> list[float]:
+    def bracket_fractions(shares: str | None) -> list[float]:
         asha = build_asha(_config(keep_baseline=False, brackets=3, shares=shares))
         asha.set_search_properties("val_acc", "max")
         trials = [_trial(f"t{i}", 0.002) for i in range(2000)]
@@ -95,9 +95,9 @@ def test_hyperband_shares_send_more_trials_to_the_patient_brackets_than_rays():
         drawn = [asha._brackets.index(asha._trial_info[trial.trial_id]) for trial in trials]
         return [drawn.count(bracket) / len(trials) for bracket in range(3)]
 
-    assert first_rungs("hyperband") == pytest.approx([0.4, 0.3, 0.3], abs=0.03)
-    assert first_rungs("ray") == pytest.approx([0.665, 0.245, 0.090], abs=0.03)
-    assert first_rungs(None) == first_rungs("ray"), "a sweep saved before the setting ran Ray's"
+    assert bracket_fractions("hyperband") == pytest.approx([0.4, 0.3, 0.3], abs=0.03)
+    assert bracket_fractions("ray") == pytest.approx([0.665, 0.245, 0.090], abs=0.03)
+    assert bracket_fractions(None) == bracket_fractions("ray"), "a sweep saved before the setting ran Ray's"
 
 
 def test_a_resumed_asha_measures_new_trials_against_the_reports_from_before_the_resume():
