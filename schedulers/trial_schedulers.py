@@ -37,6 +37,8 @@ def asha_brackets(config: dict) -> int:
 
 
 SHARE_RULES = ("hyperband", "ray")
+# The rule of a sweep saved before `scheduler.bracket_shares` existed: it ran with Ray's.
+SAVED_BEFORE_SHARES = "ray"
 
 
 def bracket_shares(brackets: int, reduction_factor: float, rule: str) -> list[float]:
@@ -56,11 +58,10 @@ def bracket_shares(brackets: int, reduction_factor: float, rule: str) -> list[fl
 
 
 def config_bracket_shares(config: dict) -> list[float]:
-    """bracket_shares for the sweep's ASHA. A sweep saved before `scheduler.bracket_shares`
-    existed has none, and ran with Ray's rule."""
+    """bracket_shares for the sweep's ASHA."""
     settings = config["scheduler"]
     return bracket_shares(asha_brackets(config), settings["reduction_factor"],
-                          settings.get("bracket_shares", "ray"))
+                          settings.get("bracket_shares", SAVED_BEFORE_SHARES))
 
 
 def check_scheduler(config: dict, dims: list[Dimension],
@@ -88,7 +89,7 @@ def check_scheduler(config: dict, dims: list[Dimension],
         if isinstance(brackets, bool) or not isinstance(brackets, int) or brackets < 1:
             raise ConfigError(f"scheduler.brackets: needs a whole number >= 1 (1: plain ASHA), "
                               f"got {brackets!r}")
-        if settings.get("bracket_shares", "ray") not in SHARE_RULES:
+        if settings.get("bracket_shares", SAVED_BEFORE_SHARES) not in SHARE_RULES:
             raise ConfigError(f"scheduler.bracket_shares: unknown rule "
                               f"{settings.get('bracket_shares')!r}; use hyperband or ray")
         if not isinstance(settings.get("keep_baseline"), bool):
