@@ -5,7 +5,9 @@ that start is CPU-bound. While it runs (`lean_start`), hypersweep changes four p
 Ray, each put back afterwards; a Ray that lacks one starts as it would (a test checks that each
 is still there):
 - the methods of Ray's `Node` that start processes a sweep never uses do nothing;
-- without the dashboard, the raylet starts idle_agent.py in place of Ray's dashboard agent;
+- without the dashboard, the raylet starts idle_agent.py in place of Ray's dashboard agent, and
+  lazy_env_agent.py, which becomes Ray's runtime-environment agent when first called, in place
+  of that agent;
 - the check for the dashboard's packages asks the import system's finders instead of importing
   them all;
 - the wait for the raylet to register asks the GCS every 50 ms, not once a second.
@@ -50,7 +52,7 @@ def lean_start(dashboard: bool) -> Iterator[None]:
         replacements.append((ray_services, "get_node", _once_registered(ray_services.get_node)))
     if not dashboard and "start_ray_process" in vars(ray_services):
         replacements.append((ray_services, "start_ray_process",
-                             _with_idle_agent(ray_services.start_ray_process)))
+                             _with_stand_in_agents(ray_services.start_ray_process)))
     with ExitStack() as stack:
         for owner, name, replacement in replacements:
             if name in vars(owner):  # else Ray starts as it would
@@ -116,23 +118,31 @@ def wait_for_registration(gcs_address: str, node_id: str) -> bool:
     return False
 
 
-def _with_idle_agent(start_ray_process: Callable[..., object]) -> Callable[..., object]:
+def _with_stand_in_agents(start_ray_process: Callable[..., object]) -> Callable[..., object]:
     """Ray's `services.start_ray_process`, but the raylet it starts runs idle_agent.py where it
-    would run Ray's dashboard agent (the agent's options stay as Ray gives them)."""
+    would run Ray's dashboard agent, and lazy_env_agent.py where it would run its runtime-environment
+    agent (the agents' options stay as Ray gives them)."""
     import ray
     from ray._private import ray_constants
 
-    from hypersweep import idle_agent
+    from hypersweep import idle_agent, lazy_env_agent
 
-    # The raylet gets the agent's command as one string, quoted as `list2cmdline` quotes it.
-    ray_agent = subprocess.list2cmdline([os.path.join(os.path.dirname(ray.__file__), "dashboard",
-                                                      "agent.py")])
-    stand_in = subprocess.list2cmdline([idle_agent.__file__])
+    # The raylet gets each agent's command as one string, quoted as `list2cmdline` quotes it.
+    stand_ins = {
+        "--dashboard_agent_command=": (os.path.join(os.path.dirname(ray.__file__), "dashboard", "agent.py"),
+                                       idle_agent.__file__),
+        "--runtime_env_agent_command=": (lazy_env_agent.ray_agent_script(), lazy_env_agent.__file__),
+    }
+
+    def with_stand_in(arg: str) -> str:
+        for option, (script, stand_in) in stand_ins.items():
+            if arg.startswith(option):
+                return arg.replace(subprocess.list2cmdline([script]), subprocess.list2cmdline([stand_in]))
+        return arg
 
     def start(command: list[str], process_type: str, *args: object, **kwargs: object) -> object:
         if process_type == ray_constants.PROCESS_TYPE_RAYLET:
-            command = [arg.replace(ray_agent, stand_in) if arg.startswith("--dashboard_agent_command=")
-                       else arg for arg in command]
+            command = [with_stand_in(arg) for arg in command]
         return start_ray_process(command, process_type, *args, **kwargs)
 
     return start

@@ -209,6 +209,7 @@ def test_the_embedded_ray_starts_no_idle_workers_no_unused_process_and_leaves_no
         scripts = _ray_scripts(_descendants(os.getpid()) - before)
         assert {"monitor.py", "log_monitor.py", "dashboard.py"}.isdisjoint(scripts)
         assert "idle_agent.py" in scripts  # in the dashboard agent's place
+        assert "lazy_env_agent.py" in scripts  # in the runtime-environment agent's, uncalled
         assert {name: Node.__dict__[name] for name in originals} == originals  # Ray's own again
         assert ray_utils.get_dashboard_dependency_error is ray_check
         assert ray_services.get_node is ray_get_node
@@ -299,4 +300,4 @@ def test_the_embedded_ray_starts_its_dashboard_when_asked():
         scripts = _ray_scripts(_descendants(os.getpid()) - before)
     assert "dashboard.py" in scripts
     # Ray's own agent, which serves the dashboard its node's figures
-    assert {"monitor.py", "log_monitor.py", "idle_agent.py"}.isdisjoint(scripts)
+    assert {"monitor.py", "log_monitor.py", "idle_agent.py", "lazy_env_agent.py"}.isdisjoint(scripts)
