@@ -75,6 +75,7 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("augment.shift", lambda v: _is_int(v, 0), "a whole number of pixels >= 0"),
     ("augment.noise", lambda v: _is_number(v, 0), "a standard deviation >= 0"),
     ("train.patience", lambda v: _is_int(v, 0), "a whole number of reports >= 0 (0: never stop)"),
+    ("train.chance_patience", lambda v: _is_int(v, 0), "a whole number of reports >= 0 (0: never stop)"),
     ("resources.cpu", lambda v: _is_number(v, 0, strict=True), "a number of CPUs > 0"),
     ("resources.gpu", lambda v: _is_number(v, 0) and (v <= 1 or int(v) == v),
      "a number of GPUs >= 0: a fraction up to 1 (0.5 shares one) or a whole number"),

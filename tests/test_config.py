@@ -100,6 +100,8 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["+space.model.depth={type:choice,values:[1,2]}"], "space.model.depth: 'model.depth' is not in"),
         (["num_samples=0"], "num_samples: needs a whole number >= 1, got 0"),
         (["checkpoint.seconds=-1"], "checkpoint.seconds: needs a number of seconds >= 0 (0: off), got -1"),
+        (["train.chance_patience=1.5"],
+         "train.chance_patience: needs a whole number of reports >= 0 (0: never stop), got 1.5"),
         (["metric=accuracy"], "metric: 'accuracy' is not reported by TorchTrainable; use one of val_acc"),
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),

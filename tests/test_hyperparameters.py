@@ -16,7 +16,7 @@ from schedulers.space import param_space, tuned_values, with_inactive_defaults
 from tests.conftest import run_launch
 from trainables.data import load_digits
 from trainables.lr_schedule import ONECYCLE_END, ONECYCLE_START, lr_factor
-from trainables.trainable import TorchTrainable
+from trainables.trainable import TorchTrainable, at_chance
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,7 @@ def test_patience_stops_a_flat_trial_after_exactly_that_many_reports(digits, con
     # A rate so small that the weights, and so the validation accuracy, never move.
     config["optim"]["lr"] = 1e-12
     config["train"]["patience"] = 3
+    config["train"]["chance_patience"] = 0  # an untrained model may score as a uniform guess
     trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
     results = [trainable.train() for _ in range(4)]
     assert len({r["val_acc"] for r in results}) == 1
@@ -101,6 +102,74 @@ def test_patience_never_stops_a_trial_that_still_improves(digits, config):
     assert [r["done"] for r in results] == [False] * 9 + [True]
     assert trainable.outcome() == "finished"
     assert math.isclose(results[-1]["val_acc"], 0.1)
+
+
+GUESS = (math.log(10) + 0.01, 0.10)  # a digits model's validation (loss, accuracy) at chance
+OVERCONFIDENT = (2.98, 0.80)  # a high loss from confident mistakes, at a good accuracy
+LEARNING = (1.10, 0.70)
+
+
+def _scored(scores: list[tuple[float, float]]) -> type:
+    """TorchTrainable reporting the validation (loss, accuracy) `scores[i]` at its (i+1)-th epoch,
+    whatever the training does."""
+
+    class Scored(TorchTrainable):
+        def _evaluate(self, split: str) -> tuple[float, float]:
+            measured = super()._evaluate(split)
+            return scores[self.epoch - 1] if split == "val" else measured
+
+    return Scored
+
+
+def test_a_score_counts_as_chance_only_when_loss_and_accuracy_are_a_guesss():
+    assert at_chance(math.log(10), 0.149, classes=10)
+    assert not at_chance(math.log(10) - 1e-6, 0.10, classes=10)  # learned something
+    assert not at_chance(*OVERCONFIDENT, classes=10)
+    assert at_chance(0.70, 0.60, classes=2) and not at_chance(0.70, 0.80, classes=2)
+
+
+def test_a_trial_stuck_at_chance_diverges_after_exactly_chance_patience_reports(digits, config):
+    config["train"]["chance_patience"] = 3
+    trainable = tune.with_parameters(_scored([LEARNING] + [GUESS] * 4), data=digits)(config=config)
+    results = [trainable.train() for _ in range(4)]
+    assert [r["done"] for r in results] == [False, False, False, True]
+    assert [r["diverged"] for r in results] == [False, False, False, True]
+    assert results[-1]["val_acc"] == -math.inf  # so that no search or scheduler prefers it
+    assert trainable.outcome() == "diverged"
+
+
+def test_chance_patience_counts_reports_in_a_row_and_zero_never_stops(digits, config):
+    config["train"]["chance_patience"] = 2
+    scores = [GUESS, LEARNING, GUESS, OVERCONFIDENT, GUESS, GUESS]
+    trainable = tune.with_parameters(_scored(scores), data=digits)(config=config)
+    assert [trainable.train()["done"] for _ in range(6)] == [False] * 5 + [True]
+    config["train"]["chance_patience"] = 0
+    trainable = tune.with_parameters(_scored([GUESS] * 10), data=digits)(config=config)
+    assert [trainable.train()["done"] for _ in range(10)] == [False] * 9 + [True]
+    assert trainable.outcome() == "finished"
+
+
+def test_a_checkpoint_keeps_the_reports_at_chance(digits, config, tmp_path):
+    config["train"]["chance_patience"] = 3
+    scored = tune.with_parameters(_scored([GUESS] * 3), data=digits)
+    first = scored(config=config)
+    assert [first.train()["done"] for _ in range(2)] == [False, False]
+    first.save_checkpoint(str(tmp_path))
+    second = scored(config=config)
+    second.load_checkpoint(str(tmp_path))
+    assert second.train()["diverged"]
+
+
+def test_a_rate_far_too_high_ends_as_diverged_within_chance_patience_reports(digits, config):
+    # Real training: Adam at a rate of 1 collapses the MLP to one answer, a finite loss.
+    config["optim"].update(name="adam", lr=1.0)
+    config["train"]["chance_patience"] = 3
+    trainable = tune.with_parameters(TorchTrainable, data=digits)(config=config)
+    results = [trainable.train()]
+    while not results[-1]["done"]:
+        results.append(trainable.train())
+    assert len(results) <= 4 and results[-1]["diverged"]
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in results)
 
 
 def test_augmentation_changes_training_batches_and_never_validation_or_test(digits_images,

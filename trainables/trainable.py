@@ -5,8 +5,9 @@ turned into tensors once per actor, not once per trial. Each `step` trains
 `train.epochs_per_step` epochs and reports train_loss, val_loss, val_acc, test_acc, lr and epoch.
 
 Per batch: the learning-rate schedule (lr_schedule.py) and augmentation (augment.py); per report:
-divergence, early-stopping patience, TensorBoard. PBT's explore reaches a running trial through
-`reset_config` and its exploit through `load_checkpoint` (live settings: live.py).
+divergence (a non-finite loss, or a model stuck at chance: `at_chance`), early-stopping patience,
+TensorBoard. PBT's explore reaches a running trial through `reset_config` and its exploit through
+`load_checkpoint` (live settings: live.py).
 
 The torch side (data tensors, model, optimizer, random streams) is learner.py's Learner, imported
 inside the methods that run in the trial processes: the driver imports this module only to hand
@@ -37,15 +38,29 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILE = "state.pt"
 LOG_EVERY_BATCHES = 10  # training loss and learning rate go to TensorBoard this often
+# How long a trial runs, how often it reports, when it gives up: none of them shapes its curve.
+CURVE_NEUTRAL_SETTINGS = ("max_epochs", "epochs_per_step", "chance_patience")
+CHANCE_ACCURACY_FACTOR = 1.5  # accuracy under 1.5x a uniform guess's counts as no better
+
+
+def at_chance(val_loss: float, val_acc: float, classes: int) -> bool:
+    """Whether a classifier scores no better than a uniform guess over `classes`: its cross-entropy
+    at or above the guess's, ln(classes), and its accuracy under CHANCE_ACCURACY_FACTOR / classes.
+
+    A model that a too-large step has collapsed to one answer scores so (digits: loss 2.30 or
+    more, accuracy 0.10) and rarely leaves it. The accuracy keeps out a model whose loss is high
+    only because it is overconfident where it errs (seen here: loss 2.98 at accuracy 0.80).
+    """
+    return val_loss >= math.log(classes) and val_acc < CHANCE_ACCURACY_FACTOR / classes
 
 
 def trial_seed(config: dict) -> int:
     """A seed from everything that shapes training: same settings, same curve.
 
-    It leaves out how long the trial runs and how often it reports (train.max_epochs,
-    train.epochs_per_step), so a retrained best config replays the sweep's trial exactly.
+    It leaves out how long the trial runs, how often it reports and when it gives up
+    (CURVE_NEUTRAL_SETTINGS), so a retrained best config replays the sweep's trial exactly.
     """
-    train = {k: v for k, v in config["train"].items() if k not in ("max_epochs", "epochs_per_step")}
+    train = {k: v for k, v in config["train"].items() if k not in CURVE_NEUTRAL_SETTINGS}
     shaping = {"seed": config["seed"], "model": config["model"], "data": config["data"],
                "optim": config["optim"], "train": train}
     key = json.dumps(shaping, sort_keys=True, default=str)
@@ -154,6 +169,7 @@ class TorchTrainable(tune.Trainable):
         self.diverged, self.failed = False, False
         self.best: float | None = None
         self.since_best = 0  # reports since the metric last improved (early-stopping patience)
+        self.reports_at_chance = 0  # in a row, no better than a uniform guess (at_chance)
         self.last_train_loss = math.nan
         # The TensorBoard run opens first, so that even a config that fails to build is listed.
         # Imported here, as the learner is: the driver would spend 0.15 s on TensorBoard's.
@@ -178,7 +194,9 @@ class TorchTrainable(tune.Trainable):
         from trainables.learner import Learner
 
         self.settings = config
-        self.learner = Learner(config, self._tensors_for(config), self.device, trial_seed(config))
+        tensors = self._tensors_for(config)
+        self.classes = tensors["num_classes"]
+        self.learner = Learner(config, tensors, self.device, trial_seed(config))
 
     def reset_config(self, new_config: dict) -> bool:
         """Take the actor's next trial, or new values for the trial it runs (PBT's explore).
@@ -260,7 +278,12 @@ class TorchTrainable(tune.Trainable):
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
                   "test_acc": test_acc, "lr": self.learner.lr,
                   "epoch": self.epoch, **placement()}
-        self.diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        stuck = at_chance(val_loss, val_acc, self.classes)
+        self.reports_at_chance = self.reports_at_chance + 1 if stuck else 0
+        # A sweep saved before train.chance_patience existed resumes as it ran: without it.
+        chance_patience = train.get("chance_patience", 0)
+        self.diverged = (not (math.isfinite(train_loss) and math.isfinite(val_loss))
+                         or bool(chance_patience) and self.reports_at_chance >= chance_patience)
         metric, mode = self.settings["metric"], self.settings["mode"]
         if self.diverged:
             result[metric] = worst_value(mode)
@@ -307,6 +330,7 @@ class TorchTrainable(tune.Trainable):
             "train_loss": self.last_train_loss,
             "best": self.best,
             "since_best": self.since_best,
+            "reports_at_chance": self.reports_at_chance,
         }
         save_state(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
         if self.board is not None:
@@ -351,6 +375,7 @@ class TorchTrainable(tune.Trainable):
         self.last_train_loss = state.get("train_loss", math.nan)
         self.best = state.get("best", self.best)
         self.since_best = state.get("since_best", 0)
+        self.reports_at_chance = state.get("reports_at_chance", 0)
         # The optimizer's state carries the learning rate (and the rest) of whoever saved it;
         # after a PBT exploit that is the donor, so this trial's own values go back in.
         self._apply_live_settings()
