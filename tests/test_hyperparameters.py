@@ -9,6 +9,7 @@ import pytest
 import ray
 import torch
 from ray import tune
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hypersweep.config import validate
 from hypersweep.errors import ConfigError
@@ -128,7 +129,7 @@ def test_a_score_counts_as_chance_only_when_loss_and_accuracy_are_a_guesss():
     assert at_chance(0.70, 0.60, classes=2) and not at_chance(0.70, 0.80, classes=2)
 
 
-def test_a_trial_stuck_at_chance_diverges_after_exactly_chance_patience_reports(digits, config):
+def test_a_trial_stuck_at_chance_diverges_after_exactly_chance_patience_reports(digits, config, tmp_path):
     config["train"]["chance_patience"] = 3
     trainable = tune.with_parameters(_scored([LEARNING] + [GUESS] * 4), data=digits)(config=config)
     results = [trainable.train() for _ in range(4)]
@@ -136,6 +137,20 @@ def test_a_trial_stuck_at_chance_diverges_after_exactly_chance_patience_reports(
     assert [r["diverged"] for r in results] == [False, False, False, True]
     assert results[-1]["val_acc"] == -math.inf  # so that no search or scheduler prefers it
     assert trainable.outcome() == "diverged"
+    trainable.stop()
+    # TensorBoard shows what was measured, the last report included.
+    [run] = (tmp_path / config["name"] / "tensorboard").iterdir()
+    board = EventAccumulator(str(run))
+    board.Reload()
+    assert [(e.step, round(e.value, 2)) for e in board.Scalars("val_acc")] == [
+        (1, LEARNING[1]), (2, GUESS[1]), (3, GUESS[1]), (4, GUESS[1])]
+
+
+def test_under_pbt_a_trial_at_chance_goes_on_to_be_copied_over(digits, config):
+    config["scheduler"] = {**config["scheduler"], "name": "pbt", "mutable": ["optim.lr"]}
+    config["train"]["chance_patience"] = 3
+    trainable = tune.with_parameters(_scored([GUESS] * 6), data=digits)(config=config)
+    assert not any(trainable.train()["done"] for _ in range(6))
 
 
 def test_chance_patience_counts_reports_in_a_row_and_zero_never_stops(digits, config):

@@ -278,13 +278,10 @@ class TorchTrainable(tune.Trainable):
         result = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
                   "test_acc": test_acc, "lr": self.learner.lr,
                   "epoch": self.epoch, **placement()}
-        stuck = at_chance(val_loss, val_acc, self.classes)
-        self.reports_at_chance = self.reports_at_chance + 1 if stuck else 0
-        # A sweep saved before train.chance_patience existed resumes as it ran: without it.
-        chance_patience = train.get("chance_patience", 0)
         self.diverged = (not (math.isfinite(train_loss) and math.isfinite(val_loss))
-                         or bool(chance_patience) and self.reports_at_chance >= chance_patience)
+                         or self._stuck_at_chance(val_loss, val_acc))
         metric, mode = self.settings["metric"], self.settings["mode"]
+        measured = dict(result)  # what TensorBoard shows; Tune gets the worst metric when diverged
         if self.diverged:
             result[metric] = worst_value(mode)
         elif self.best is None or (result[metric] > self.best if mode == "max"
@@ -295,12 +292,24 @@ class TorchTrainable(tune.Trainable):
         # The values in force now, as curves: PBT's schedule shows as it was found.
         changing = {f"hparam/{path}": get_path(self.settings, path, None)
                     for path in changing_settings(self.settings)}
-        self.board.scalars({**result, f"best_{metric}": self.best, **changing}, step=self.epoch)
+        self.board.scalars({**measured, f"best_{metric}": self.best, **changing}, step=self.epoch)
         result["diverged"] = self.diverged
         patience = train.get("patience", 0)
         result["done"] = (self.diverged or self.epoch >= train["max_epochs"]
                           or bool(patience) and self.since_best >= patience)
         return result
+
+    def _stuck_at_chance(self, val_loss: float, val_acc: float) -> bool:
+        """Count this report if it scores no better than a uniform guess (at_chance); True once
+        train.chance_patience reports in a row have. Never under PBT, which copies a better member
+        over one that scores badly, nor for a sweep saved before the setting existed (its trials'
+        configs, restored by Ray, lack it): it resumes as it ran."""
+        stuck = at_chance(val_loss, val_acc, self.classes)
+        self.reports_at_chance = self.reports_at_chance + 1 if stuck else 0
+        patience = self.settings["train"].get("chance_patience", 0)
+        if self.settings["scheduler"]["name"] == "pbt" or not patience:
+            return False
+        return self.reports_at_chance >= patience
 
     def _train_epoch(self) -> float:
         def on_batch(loss: float) -> None:
