@@ -6,6 +6,7 @@ import faulthandler
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def run_launch(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def start_under_a_short_lived_parent(script: str, options: list[str]) -> int:
+    """Start `python SCRIPT OPTIONS` from a parent that ends 1.5 s later, as a raylet starts its
+    agents and then ends; returns the child's pid."""
+    parent = ("import subprocess, sys, time\n"
+              f"child = subprocess.Popen([sys.executable, {script!r}, *{options!r}])\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(1.5)\n")
+    started = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    return int(started.stdout.split()[0])
+
+
+def ends_within(pid: int, seconds: float) -> bool:
+    """Whether the process `pid` has ended, waiting up to `seconds` for it."""
+    deadline = time.monotonic() + seconds
+    while process_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not process_running(pid)
 
 
 def process_running(pid: int) -> bool:

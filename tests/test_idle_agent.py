@@ -1,13 +1,10 @@
 """The stand-in for Ray's dashboard agent: the ports it writes, and its life as the raylet's child."""
 
 import ast
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from hypersweep import idle_agent
-from tests.conftest import process_running
+from tests.conftest import ends_within, start_under_a_short_lived_parent
 
 NODE_ID = "ab" * 28
 
@@ -25,18 +22,8 @@ def test_it_writes_the_ports_that_rays_agent_writes():
 
 
 def test_it_writes_each_port_as_not_served_and_ends_after_its_parent(tmp_path):
-    # A parent that starts the agent as the raylet does, says its pid, and ends a moment later.
-    parent = ("import subprocess, sys, time\n"
-              f"agent = subprocess.Popen([sys.executable, {idle_agent.__file__!r}, '--node-id={NODE_ID}',\n"
-              f"                          '--session-dir={tmp_path}', '--head', '--logging-filename='])\n"
-              "print(agent.pid, flush=True)\n"
-              "time.sleep(1.5)\n")
-    started = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=30)
-    assert started.returncode == 0, started.stderr
-    agent = int(started.stdout.split()[0])
+    agent = start_under_a_short_lived_parent(idle_agent.__file__, [
+        f"--node-id={NODE_ID}", f"--session-dir={tmp_path}", "--head", "--logging-filename="])
     assert {path.name: path.read_text() for path in tmp_path.iterdir()} == {
         f"{name}_{NODE_ID}": "-1" for name in idle_agent.PORT_NAMES}
-    deadline = time.monotonic() + 3 * idle_agent.PARENT_CHECK_SECONDS
-    while process_running(agent) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not process_running(agent)
+    assert ends_within(agent, 3 * idle_agent.PARENT_CHECK_SECONDS)

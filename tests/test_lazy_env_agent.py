@@ -3,14 +3,11 @@ child, and how it becomes Ray's agent when the raylet first calls it."""
 
 import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from hypersweep import lazy_env_agent
 from hypersweep.cluster import connect
-from tests.conftest import process_running
+from tests.conftest import ends_within, process_running, start_under_a_short_lived_parent
 
 NODE_ID = "cd" * 28
 
@@ -30,24 +27,15 @@ def test_it_writes_the_port_file_and_takes_the_options_of_rays_agent():
 
 
 def test_uncalled_it_writes_its_port_and_ends_after_its_parent(tmp_path):
-    # A parent that starts the stand-in as the raylet does, says its pid, and ends a moment later.
-    options = [f"--node-id={NODE_ID}", f"--session-dir={tmp_path}", "--node-ip-address=127.0.0.1",
-               "--runtime-env-agent-port=0", "--log-dir=/nowhere"]
-    parent = ("import subprocess, sys, time\n"
-              f"agent = subprocess.Popen([sys.executable, {lazy_env_agent.__file__!r}, *{options!r}])\n"
-              "print(agent.pid, flush=True)\n"
-              "time.sleep(1.5)\n")
-    started = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=30)
-    assert started.returncode == 0, started.stderr
-    agent = int(started.stdout.split()[0])
+    agent = start_under_a_short_lived_parent(lazy_env_agent.__file__, [
+        f"--node-id={NODE_ID}", f"--session-dir={tmp_path}", "--node-ip-address=127.0.0.1",
+        "--runtime-env-agent-port=0", "--log-dir=/nowhere"])
     assert [path.name for path in tmp_path.iterdir()] == [f"{lazy_env_agent.PORT_NAME}_{NODE_ID}"]
     port = int((tmp_path / f"{lazy_env_agent.PORT_NAME}_{NODE_ID}").read_text())
     assert port > 0
-    deadline = time.monotonic() + 3 * lazy_env_agent.PARENT_CHECK_SECONDS
-    while process_running(agent) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not process_running(agent)  # uncalled all along: it never became Ray's agent
-    with socket.socket() as probe:  # and the port went with it
+    # Uncalled all along, it never became Ray's agent, and the port went with it.
+    assert ends_within(agent, 3 * lazy_env_agent.PARENT_CHECK_SECONDS)
+    with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
