@@ -122,7 +122,7 @@ def _scored(scores: list[tuple[float, float]]) -> type:
     return Scored
 
 
-def test_a_score_counts_as_chance_only_when_loss_and_accuracy_are_a_guesss():
+def test_a_score_counts_as_chance_only_when_loss_and_accuracy_are_a_guesses():
     assert at_chance(math.log(10), 0.149, classes=10)
     assert not at_chance(math.log(10) - 1e-6, 0.10, classes=10)  # learned something
     assert not at_chance(*OVERCONFIDENT, classes=10)
