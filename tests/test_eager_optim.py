@@ -12,7 +12,8 @@ from tests.conftest import ROOT
 from trainables.eager_optim import eager_step, keep_compiler_unloaded
 from trainables.optim import OPTIMIZERS, build_optimizer
 
-# On CUDA torch's optimizers take their multi-tensor (foreach) path, on the CPU the per-tensor one.
+# Adam and SGD take their fused update on both; RMSprop its multi-tensor (foreach) path on CUDA and
+# its per-tensor one on the CPU.
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device here (benchmarks/gpu_device.sh runs it)"))]
 
