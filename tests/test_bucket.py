@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hypersweep import report, storage
 from hypersweep.paths import join, local_copy
-from tests.conftest import ROOT, run_launch
+from tests.conftest import ENDED_WITHOUT_FAILING, ROOT, run_launch
 from tests.ray_cluster import LocalCluster
 from tests.test_pbt import PBT, POPULATION
 from tests.test_resume import _ended_trials, _read_until_progress, _start, _stop_session
@@ -122,7 +122,7 @@ def test_a_driver_killed_mid_sweep_resumes_from_the_bucket_losing_nothing(bucket
     files = _stored(uri)
     trials = json.loads(files["summary.json"])["trials"]
     assert len(trials) == 8
-    assert {trial["status"] for trial in trials} <= {"finished", "stopped early"}, trials
+    assert {trial["status"] for trial in trials} <= ENDED_WITHOUT_FAILING, trials
     for trial in trials:
         iterations = [row["training_iteration"] for row in _rows(files, trial["trial_id"])]
         # One row per iteration, in order: the rows from before the kill came back from the

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_launch
+from tests.conftest import ENDED_WITHOUT_FAILING, ROOT, run_launch
 
 SWEEP = ("experiment=smoke", "num_samples=10", "train.max_epochs=6", "seed=3")
 PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (\w+) (\S+)\s+(?:val_acc (\S+))?", re.M)
@@ -106,7 +106,7 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
     assert len(summary["trials"]) == 10 and len(trials) == 10, "exactly the requested trials, once each"
     # A kill between Ray deleting a checkpoint (num_to_keep) and snapshotting its successor used
     # to fail the trial on resume: none may fail.
-    assert {t["status"] for t in summary["trials"]} <= {"finished", "stopped early"}, summary["trials"]
+    assert {t["status"] for t in summary["trials"]} <= ENDED_WITHOUT_FAILING, summary["trials"]
     configs = [json.dumps(t["tuned"], sort_keys=True) for t in summary["trials"]]
     assert len(set(configs)) == 10, "hyperopt continued from its state instead of re-suggesting"
     rerun = _ended_trials(done.stdout)
@@ -257,7 +257,7 @@ def test_sigterm_to_the_whole_process_group_ends_within_seconds_and_resumes(tmp_
     assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
     summary = _summary(experiment)
     assert len({t["trial_id"] for t in summary["trials"]}) == 10
-    assert {t["status"] for t in summary["trials"]} <= {"finished", "stopped early"}
+    assert {t["status"] for t in summary["trials"]} <= ENDED_WITHOUT_FAILING
 
 
 @pytest.mark.parametrize("search", ["hyperopt", "random"])
@@ -287,7 +287,7 @@ def test_a_snapshot_whose_search_is_newer_than_its_trials_resumes_every_trial(tm
     trials = {t["trial_id"]: t for t in _summary(experiment)["trials"]}
     assert len(trials) == 4
     assert set(kept) <= set(trials) and not set(lost) & set(trials), "new trials took the lost ones' place"
-    assert {t["status"] for t in trials.values()} <= {"finished", "stopped early"}
+    assert {t["status"] for t in trials.values()} <= ENDED_WITHOUT_FAILING
     for trial_id in kept:
         assert _iterations(experiment, trial_id) == rows_before[trial_id], "a kept trial ran again"
 
