@@ -18,7 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
 from hypersweep.paths import is_uri, join, local_copy, uri_credentials
+from hypersweep.ray_end import end_embedded_ray_with_process
 from hypersweep.sweep import sweep
+
+_process_ends_after_main = False  # set by run(), which ends the process once main() returns
 
 
 def _place_experiment(config: dict) -> None:
@@ -29,6 +32,13 @@ def _place_experiment(config: dict) -> None:
     if hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN:
         config["storage_path"] = join(config["storage_path"], config["name"])
         config["name"] = hydra_config.job.override_dirname or str(hydra_config.job.num)
+
+
+def _last_job_of_process() -> bool:
+    """Whether the process ends right after this Hydra job: run() called main(), and Hydra runs
+    one job (a multirun runs its jobs one after another in this process, each with its own Ray)."""
+    return (_process_ends_after_main and HydraConfig.initialized()
+            and HydraConfig.get().mode == RunMode.RUN)
 
 
 def _overrides() -> list[str]:
@@ -68,6 +78,8 @@ def main(cfg: DictConfig) -> None:
     try:
         config = to_plain(cfg)
         _place_experiment(config)
+        if _last_job_of_process():
+            end_embedded_ray_with_process()
         code = sweep(config, _overrides(), _group_choices())
     except HypersweepError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -79,10 +91,13 @@ def main(cfg: DictConfig) -> None:
 def run() -> None:
     """The command line: run `main`, then end the process without the interpreter's teardown.
 
-    Once the exit handlers have run (Ray's shutdown among them, logs flushed), what is left is
-    freeing every module and torch's and Ray's native state one by one: about a second after the
-    sweep has printed its outcome, for nothing, since the process ends anyway.
+    Once the exit handlers have run (logs flushed), what is left is freeing every module and
+    torch's and Ray's native state one by one: about a second after the sweep has printed its
+    outcome, for nothing, since the process ends anyway. For the same reason an embedded Ray is
+    left to end with the process (hypersweep/ray_end.py).
     """
+    global _process_ends_after_main
+    _process_ends_after_main = True
     try:
         main()
         code = 0

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypersweep.errors import ClusterError
 from hypersweep.lean_start import lean_start
-from hypersweep.lost_ray import shut_down_ray
+from hypersweep.ray_end import shut_down_ray
 from hypersweep.trial_environment import embedded_ray_environment
 
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")

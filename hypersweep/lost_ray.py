@@ -6,12 +6,12 @@ stops cleanly and writes its snapshot, but then removes every trial's placement 
 through the GCS, and Ray's shutdown and Ray Tune's handler at exit ask it too. Each of those
 blocked until Ray's core gave up on the GCS (`cluster.GCS_LOST_SECONDS`) and ended the process
 with exit code 1, before hypersweep printed the outcome. With the GCS gone, the placement groups
-and actors went with it, and Ray's processes end with the driver: hypersweep skips those calls.
+and actors went with it, and Ray's processes end with the driver: hypersweep skips those calls
+(and Ray's shutdown: ray_end.py).
 Ray's core still ends the driver with exit code 1 when it sees its raylet gone, which can come
 first; the SIGTERM handler prints the resume command at once for that case.
 """
 
-import atexit
 import socket
 import time
 from collections.abc import Iterator
@@ -95,26 +95,3 @@ def quick_end_without_ray() -> Iterator[None]:
           replaced(resources, "remove_placement_group", remove_unless_ray_lost),
           replaced(ray.util, "remove_placement_group", remove_unless_ray_lost)):
         yield
-
-
-def shut_down_ray() -> None:
-    """`ray.shutdown()`; for an embedded Ray whose GCS is gone, nothing that waits on it.
-
-    Ray's shutdown would wait seconds on the lost GCS, and Ray's core ends a driver that has been
-    without its GCS for `cluster.GCS_LOST_SECONDS` with exit code 1.
-    """
-    import ray
-    from ray._private import worker
-    from ray.tune import registry
-
-    if not embedded_gcs_lost():
-        ray.shutdown()
-        return
-    # Ray starts its processes to end with the driver (they share its fate). Ended before, the
-    # raylet would be seen gone by Ray's core, which then ends the driver with exit code 1, at
-    # once: before the outcome is printed, or before the exit code is set. So the node's own
-    # handler at exit does nothing, and Ray's and Ray Tune's, which would ask the lost GCS (its
-    # shutdown; the removal of the trainables registered in it), are taken off.
-    worker._global_node.kill_all_processes = lambda *args, **kwargs: None
-    atexit.unregister(worker.shutdown)
-    atexit.unregister(registry._unregister_all)
