@@ -160,7 +160,7 @@ def connect(cluster: dict) -> Iterator[str | None]:
         try:
             yield os.path.join(session, "logs") if session else None
         finally:
-            shut_down_ray()
+            shut_down_ray(agents_end_with_raylet=not _dashboard_on(cluster))
 
 
 def _init_ray(cluster: dict) -> Any:

@@ -3,12 +3,15 @@ embedded Ray's processes can simply end with the driver.
 
 Ray starts the embedded Ray's GCS and raylet to share the driver's fate: on Linux the kernel kills
 them when the driver ends (PR_SET_PDEATHSIG; `Node.kernel_fate_share`), and the raylet's workers
-and agents end with the raylet. Two cases leave them to that:
+end with the raylet, as do hypersweep's stand-ins for Ray's agents (lean_start.py). Ray's own
+agents, which run with the dashboard, outlived a killed raylet here (they wait on the GCS, gone
+too). Two cases leave the processes to end with the driver:
 - the GCS is gone (lost_ray.py): Ray's shutdown would wait seconds on it;
 - the process ends as soon as the sweep has printed its outcome (the command line, one sweep per
-  process: launch.py). `ray.shutdown()` took 0.31 s of every command's end here, 0.25 s of it in
-  the driver's own core worker, whose RPC client polls its queue every 250 ms and is joined only
-  after its next poll ends; the processes it stops would end a moment later anyway.
+  process: launch.py), and the dashboard is off. `ray.shutdown()` took 0.31 s of every command's
+  end here, 0.25 s of it in the driver's own core worker, whose RPC client polls its queue every
+  250 ms and is joined only after its next poll ends; the processes it stops would end a moment
+  later anyway.
 """
 
 import atexit
@@ -25,9 +28,10 @@ def end_embedded_ray_with_process() -> None:
     _ends_with_process = True
 
 
-def shut_down_ray() -> None:
-    """`ray.shutdown()`, unless the embedded Ray's GCS is gone or its processes are left to end
-    with this one (`end_embedded_ray_with_process`)."""
+def shut_down_ray(agents_end_with_raylet: bool) -> None:
+    """`ray.shutdown()`, unless the embedded Ray's GCS is gone, or its processes are left to end
+    with this one (`end_embedded_ray_with_process`) and its agents end with its raylet (Ray's
+    own, with the dashboard, do not)."""
     import ray
     from ray._private import worker
 
@@ -35,7 +39,7 @@ def shut_down_ray() -> None:
     # Where the kernel does not end Ray's processes with the driver (a Ray without the attribute
     # too: tests/test_ray_end.py notices), Ray's own shutdown stops them.
     ends_with_driver = node is not None and node.head and getattr(node, "kernel_fate_share", False)
-    if embedded_gcs_lost() or (_ends_with_process and ends_with_driver):
+    if embedded_gcs_lost() or (_ends_with_process and ends_with_driver and agents_end_with_raylet):
         _leave_to_process_end()
     else:
         ray.shutdown()

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import ROOT, ends_within, run_launch
 
-# The embedded Ray around one task, as a sweep uses it; then the process ends as launch.py's does.
-# Prints whether Ray is still up after the block, and the pids of the GCS, the raylet and the
-# raylet's children (its two agents and the task's worker).
+# The embedded Ray around one task, as a sweep uses it, with or without the dashboard; then the
+# process ends as launch.py's does. Prints whether Ray is still up after the block, and the pids of
+# the GCS, the raylet and the raylet's children (its two agents and the task's worker).
 SCRIPT = """
 import os, sys
 from pathlib import Path
@@ -24,7 +24,7 @@ from hypersweep.ray_end import end_embedded_ray_with_process
 
 if sys.argv[1] == "ends":
     end_embedded_ray_with_process()
-with connect({"address": "local", "num_cpus": 1}):
+with connect({"address": "local", "num_cpus": 1, "dashboard": sys.argv[2] == "dashboard"}):
     ray.get(ray.remote(lambda: None).remote())
     processes = worker._global_node.all_processes
     gcs, raylet = (processes[kind][0].process.pid for kind in ("gcs_server", "raylet"))
@@ -35,9 +35,9 @@ os._exit(0)
 """
 
 
-def _run(mode: str) -> tuple[str, list[int]]:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, mode], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def _run(mode: str, dashboard: str = "no dashboard") -> tuple[str, list[int]]:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, mode, dashboard], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     pids = [int(pid) for pid in re.search(r"^pids: (.*)$", done.stdout, flags=re.M).group(1).split()]
     return done.stdout, pids
@@ -51,8 +51,10 @@ def test_a_process_that_ends_after_its_sweep_leaves_the_embedded_ray_to_end_with
         assert ends_within(pid, 10), f"process {pid} of the embedded Ray outlived the driver"
 
 
-def test_any_other_process_shuts_the_embedded_ray_down():
-    out, pids = _run("shuts down")
+@pytest.mark.parametrize("mode, dashboard", [("shuts down", "no dashboard"), ("ends", "dashboard")])
+def test_any_other_process_or_ray_with_its_own_agents_is_shut_down(mode, dashboard):
+    # Ray's own agents (with the dashboard) outlive a killed raylet: Ray's shutdown stops them.
+    out, pids = _run(mode, dashboard)
     assert "ray still up: False" in out
     for pid in pids:
         assert ends_within(pid, 10), f"process {pid} of the embedded Ray outlived its shutdown"
