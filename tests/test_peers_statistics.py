@@ -52,3 +52,39 @@ def test_the_figures_printed_per_run_and_per_tool():
     runs = [{"wall": 20.04, "best": 0.975, "epochs": 320}, {"wall": 18.0, "best": 0.98, "epochs": 331}]
     assert run_figures(runs[0]) == "20.0 s, best 0.9750, 320 epochs"
     assert mean_figures(runs) == "best val_acc 0.9775  epochs 326"
+
+
+def test_same_config_compares_only_configs_both_loops_learned():
+    from benchmarks.same_config import differences
+
+    plain, learner = [0.95, 0.10, 0.97, 0.90], [0.96, 0.93, 0.09, 0.88]
+    assert differences(plain, learner) == pytest.approx([0.01, -0.02])
+
+
+def test_same_config_draws_configs_of_the_space_by_seed():
+    from benchmarks.peers import SPACE
+    from benchmarks.same_config import draw_configs
+
+    configs = draw_configs(20, seed=3)
+    assert configs == draw_configs(20, seed=3) != draw_configs(20, seed=4)
+    for config in configs:
+        assert 1e-4 <= config["lr"] <= 1e-1
+        assert all(config[name] in spec[1] for name, spec in SPACE.items() if spec[0] == "choice")
+
+
+def test_both_loops_train_from_the_same_weights():
+    """At a learning rate of 0 nothing trains: the two loops end where they start, so equal
+    accuracies mean the same initial weights for the same seed (and other weights for another)."""
+    import torch
+
+    from benchmarks.same_config import learner_loop, plain_loop
+    from trainables.data import load_digits
+    from trainables.learner import to_tensors
+
+    data = load_digits(seed=0)
+    tensors = to_tensors(data, torch.device("cpu"))
+    params = {"lr": 0.0, "optimizer": "sgd", "batch_size": 128, "hidden_layers": 1,
+              "hidden_units": 64, "dropout": 0.0, "activation": "relu"}
+    untrained = learner_loop(params, tensors, seed=5)
+    assert plain_loop(params, data, seed=5) == untrained
+    assert learner_loop(params, tensors, seed=6) != untrained
