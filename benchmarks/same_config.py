@@ -92,9 +92,10 @@ def differences(plain: list[float], learner: list[float]) -> list[float]:
 
 def summary(label: str, plain: list[float], learner: list[float]) -> str:
     """One line: the mean difference with its 95% interval, and the diverged counts."""
-    mean, low, high = mean_interval(differences(plain, learner))
+    compared = differences(plain, learner)
+    mean, low, high = mean_interval(compared)
     return (f"{label}: learner - plain {mean:+.4f} (95% interval {low:+.4f} to {high:+.4f}) over "
-            f"{len(differences(plain, learner))} configs; mean {statistics.fmean(learner):.4f} against "
+            f"{len(compared)} configs; mean {statistics.fmean(learner):.4f} against "
             f"{statistics.fmean(plain):.4f}; diverged {sum(a <= LEARNED for a in learner)} against "
             f"{sum(a <= LEARNED for a in plain)}")
 
