@@ -23,9 +23,13 @@ def _summary(experiment: Path) -> dict:
     return json.loads((experiment / "summary.json").read_text())
 
 
-def _iterations(experiment: Path, trial_id: str) -> list[int]:
+def _result_rows(experiment: Path, trial_id: str) -> list[dict]:
     rows = (experiment / f"trial_{trial_id}" / "result.json").read_text().splitlines()
-    return [json.loads(row)["training_iteration"] for row in rows]
+    return [json.loads(row) for row in rows]
+
+
+def _iterations(experiment: Path, trial_id: str) -> list[int]:
+    return [row["training_iteration"] for row in _result_rows(experiment, trial_id)]
 
 
 def _session_pids(driver_pid: int) -> list[int]:
@@ -412,7 +416,7 @@ def test_failing_and_diverging_trials_are_retried_recorded_and_never_best(tmp_pa
         assert f"failed {trial['trial_id']}: " in done.stdout
     for trial in by_status["diverged"]:
         assert trial["tuned"]["optim.lr"] == 100000.0
-        rows = [json.loads(row) for row in (Path(trial["path"]) / "result.json").read_text().splitlines()]
+        rows = _result_rows(experiment, trial["trial_id"])
         assert [row["training_iteration"] for row in rows] == list(range(1, len(rows) + 1)), \
             "not retried"
         assert [row["diverged"] for row in rows] == [False] * (len(rows) - 1) + [True]
