@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hypersweep.records import trial_rows
 from tests.conftest import ENDED_WITHOUT_FAILING, ROOT, run_launch
 
 SWEEP = ("experiment=smoke", "num_samples=10", "train.max_epochs=6", "seed=3")
@@ -23,13 +24,8 @@ def _summary(experiment: Path) -> dict:
     return json.loads((experiment / "summary.json").read_text())
 
 
-def _result_rows(experiment: Path, trial_id: str) -> list[dict]:
-    rows = (experiment / f"trial_{trial_id}" / "result.json").read_text().splitlines()
-    return [json.loads(row) for row in rows]
-
-
 def _iterations(experiment: Path, trial_id: str) -> list[int]:
-    return [row["training_iteration"] for row in _result_rows(experiment, trial_id)]
+    return [row["training_iteration"] for row in trial_rows(str(experiment / f"trial_{trial_id}"))]
 
 
 def _session_pids(driver_pid: int) -> list[int]:
@@ -130,9 +126,8 @@ def test_sigkill_of_the_driver_three_times_loses_nothing_and_runs_nothing_twice(
             # at most, and each made again with the same value (training is deterministic).
             rows = [json.loads(row) for row in replaced.read_text().splitlines()]
             assert len(rows) <= 3
-            final = {row["training_iteration"]: row for row in
-                     map(json.loads, (experiment / f"trial_{trial_id}" / "result.json")
-                         .read_text().splitlines())}
+            final = {row["training_iteration"]: row
+                     for row in trial_rows(str(experiment / f"trial_{trial_id}"))}
             for row in rows:
                 assert row["val_acc"] == final[row["training_iteration"]]["val_acc"]
 
@@ -416,7 +411,7 @@ def test_failing_and_diverging_trials_are_retried_recorded_and_never_best(tmp_pa
         assert f"failed {trial['trial_id']}: " in done.stdout
     for trial in by_status["diverged"]:
         assert trial["tuned"]["optim.lr"] == 100000.0
-        rows = _result_rows(experiment, trial["trial_id"])
+        rows = trial_rows(trial["path"])
         assert [row["training_iteration"] for row in rows] == list(range(1, len(rows) + 1)), \
             "not retried"
         assert [row["diverged"] for row in rows] == [False] * (len(rows) - 1) + [True]
