@@ -38,12 +38,7 @@ def _dry_run(config: dict, dims: list) -> int:
 
 
 def _prepare(config: dict) -> Any:
-    """Check the importable targets, import the rest of what the run needs, load the data set."""
-    # The run's own modules, imported before Ray connects: inside a Ray job, the job's working
-    # directory (where they are) was seen missing for a moment after ray.init, failing an
-    # import made then.
-    import hypersweep.progress  # noqa: F401
-    import hypersweep.result_log  # noqa: F401
+    """Check the importable targets, import the search, load the data set."""
     from hypersweep.experiment import load_data
 
     importlib.import_module(search_module(config["search"]["name"]))
@@ -81,8 +76,8 @@ def _start_preparing(config: dict) -> Callable[[], Any]:
     Importing Ray Tune, the search and the trainable and loading the data take about as long
     as starting an embedded Ray, which mostly waits on its own processes: they run meanwhile, in
     a thread, and the first trial starts ~2 s sooner (a target whose module exists but lacks
-    the name then fails after Ray started). Joining a running cluster is quick, and inside a
-    Ray job its ray.init changes directory under a concurrent import: there, they run first.
+    the name then fails after Ray started). Joining a running cluster is quick: there, they run
+    first.
     """
     if config["cluster"]["address"] != "local":
         data = _prepare(config)

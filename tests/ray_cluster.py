@@ -47,8 +47,12 @@ class LocalCluster:
         try:
             self._start(head)
             self._wait_for_nodes(1)
-            for _ in range(workers):
+            for index in range(1, workers + 1):
+                # A temporary directory per node, as separate machines have: nodes sharing one
+                # share their runtime environments' files, and a node setting up a Ray job's
+                # working directory then deletes and unpacks it under the job's running driver.
                 self._start([RAY, "start", "--block", f"--address={self.address}", *resources,
+                             f"--temp-dir={self.root}/t{index}",
                              "--dashboard-agent-listen-port", str(free_port())])
             self._wait_for_nodes(1 + workers)
         except BaseException:

@@ -113,6 +113,11 @@ def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):
     assert "succeeded" in done.stdout
     summary = json.loads((storage / "smoke" / "summary.json").read_text())
     assert len(summary["trials"]) == 2 and summary["best"] is not None
+    # Each node unpacked the job's files in its own directory, as separate machines do: none
+    # deleted the directory the driver ran from (which failed the driver's imports at random).
+    setup_logs = gpu_cluster.root.glob("t*/session_*/logs/runtime_env_setup-*.log")
+    removals = [line for log in setup_logs for line in log.read_text().splitlines() if "Removing" in line]
+    assert removals == []
 
 
 def test_a_sweep_through_ray_client_mode(tmp_path):
