@@ -141,7 +141,11 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
          "pbt_schedule[0].values: model.hidden_units cannot change during training"),
     ],
 )
-def test_bad_configs_fail_in_one_line_before_ray_starts(compose_config, overrides, message):
+def test_bad_configs_fail_in_one_line_before_ray_starts(compose_config, overrides, message, tmp_path,
+                                                         monkeypatch):
+    # The default storage_path, runs/, is relative: in the repository it may hold the user's own
+    # default sweep, which a launch with other settings meets first.
+    monkeypatch.chdir(tmp_path)
     if overrides == ["name=???"]:
         with pytest.raises(ConfigError, match=r"name: no value given"):
             compose_config(*overrides)
