@@ -10,8 +10,9 @@ TensorBoard's file layer imports boto3 (0.1 s of every trial process's start) fo
 a trial's TensorBoard run is written to a local directory (trainables/tensorboard.py).
 
 After `defer_unused_imports()`, importing any of DEFERRED_MODULES binds a module whose code runs
-the first time one of its attributes is read, as with `importlib.util.LazyLoader` (whose modules
-Python 3.11 runs at the second `import` statement, which reads their `__spec__`). Three of Ray
+the first time one of its attributes is read or one of its submodules imported, as with
+`importlib.util.LazyLoader` (whose modules Python 3.11 runs at the second `import` statement,
+which reads their `__spec__`, and which runs a submodule twice where it is imported first). Three of Ray
 Tune's modules read such an attribute as they are imported, and are imported here with Ray's own
 code compiled from its source with annotations postponed (PEP 563): the annotation
 `ray.data.Dataset` (`out_of_band_serialize_dataset`), `pd.DataFrame` (`result_grid`), and
@@ -43,19 +44,39 @@ _loading = threading.RLock()
 
 
 class DeferredModule(types.ModuleType):
-    """A module whose code has not run yet: reading any attribute it does not have yet runs it.
+    """A module whose code has not run yet: reading any attribute it does not have yet runs it,
+    and so does importing one of its submodules (_DeferringFinder).
 
     Its `__spec__`, `__path__`, `__name__` and `__file__` are set as for any module, so the import
-    system can import its submodules and check it without running its code."""
+    system can check it without running its code."""
 
     def __getattr__(self, name: str) -> Any:
-        with _loading:
-            if type(self) is DeferredModule:  # no other thread ran it meanwhile
-                # A plain module from here, with its real loader, while its code runs.
-                self.__class__ = types.ModuleType
-                self.__spec__.loader = self.__loader__ = self.__spec__.loader_state
-                self.__spec__.loader.exec_module(self)
+        _run(self)
         return getattr(self, name)
+
+
+def _run(module: types.ModuleType) -> None:
+    """Run a DeferredModule's code, once, whichever thread asks first."""
+    with _loading:
+        if type(module) is DeferredModule:  # no other thread ran it meanwhile
+            # A plain module from here, with its real loader, while its code runs.
+            module.__class__ = types.ModuleType
+            module.__spec__.loader = module.__loader__ = module.__spec__.loader_state
+            module.__spec__.loader.exec_module(module)
+
+
+class _AlreadyRun(importlib.abc.Loader):
+    """Hands the import system a module that is already in sys.modules, without running it again,
+    then gives its spec its own loader back."""
+
+    def __init__(self, module: types.ModuleType):
+        self.module, self.loader = module, module.__spec__.loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self.module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__.loader = self.loader
 
 
 class _DeferringLoader(importlib.abc.Loader):
@@ -121,6 +142,17 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name: str, path: Sequence[str] | None,
                   target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        package = sys.modules.get(name.rpartition(".")[0])
+        if is_deferred(package):
+            # Its submodules count on its code (pandas.core.frame on the options pandas/__init__
+            # sets; unpickling a DataFrame imports it first), so that runs first. If it imported
+            # `name`, the import system would run `name` again into a new module, losing the
+            # submodules set on the first (as under importlib.util.LazyLoader): it gets that one.
+            _run(package)
+            if name in sys.modules:
+                spec = sys.modules[name].__spec__
+                spec.loader = _AlreadyRun(sys.modules[name])
+                return spec
         if name not in DEFERRED_MODULES and name not in _LOADERS:
             return None
         spec = _found_by_the_others(self, name, path, target)
@@ -152,7 +184,7 @@ def defer_unused_imports() -> None:
         sys.meta_path.insert(0, _DeferringFinder())
 
 
-def is_deferred(module: types.ModuleType) -> bool:
+def is_deferred(module: types.ModuleType | None) -> bool:
     """Whether `module`'s code is still waiting to run."""
     return type(module) is DeferredModule
 

@@ -102,3 +102,31 @@ def test_snapshots_register_the_dataset_rule_only_once_a_dataset_can_exist(monke
             pass
         assert registered == ["Dataset"]
     assert experiment_state.out_of_band_serialize_dataset is rays_rule
+
+
+def test_a_submodule_imported_first_runs_its_deferred_package_once(tmp_path):
+    # As pandas: its __init__ sets its options, and pandas.core.frame reads them as it is imported,
+    # which unpickling a DataFrame (how Ray client mode hands back a sweep's results) does first.
+    package = tmp_path / "package"
+    (package / "sub").mkdir(parents=True)
+    (package / "options.py").write_text("state = {'ready': False}\n")
+    (package / "__init__.py").write_text("from package.options import state\nstate['ready'] = True\n"
+                                         "import package.sub.leaf\n")
+    (package / "sub" / "__init__.py").write_text("import builtins\n"
+                                                "builtins.runs = getattr(builtins, 'runs', 0) + 1\n")
+    (package / "sub" / "leaf.py").write_text("from package.options import state\nREADY = state['ready']\n")
+    seen = _fresh_process(f"""
+        import builtins
+        sys.path.insert(0, {str(tmp_path)!r})
+        from hypersweep import deferred_imports
+        deferred_imports.DEFERRED_MODULES += ("package",)
+        defer_unused_imports()
+        import package
+        deferred = is_deferred(package)
+        import package.sub.leaf
+        print(json.dumps({{"deferred": deferred, "after": is_deferred(package),
+                          "options set first": package.sub.leaf.READY, "sub ran": builtins.runs,
+                          "one sub": sys.modules["package.sub"] is package.sub}}))
+    """)
+    assert seen == {"deferred": True, "after": False, "options set first": True, "sub ran": 1,
+                    "one sub": True}
