@@ -12,9 +12,9 @@ a trial's TensorBoard run is written to a local directory (trainables/tensorboar
 After `defer_unused_imports()`, importing any of DEFERRED_MODULES binds a module whose code runs
 the first time one of its attributes is read or one of its submodules imported, as with
 `importlib.util.LazyLoader` (whose modules Python 3.11 runs at the second `import` statement,
-which reads their `__spec__`, and which runs a submodule twice where it is imported first). Three of Ray
-Tune's modules read such an attribute as they are imported, and are imported here with Ray's own
-code compiled from its source with annotations postponed (PEP 563): the annotation
+which reads their `__spec__`, and which runs a submodule twice where it is imported first).
+Three of Ray Tune's modules read such an attribute as they are imported, and are imported here
+with Ray's own code compiled from its source with annotations postponed (PEP 563): the annotation
 `ray.data.Dataset` (`out_of_band_serialize_dataset`), `pd.DataFrame` (`result_grid`), and
 `experiment_analysis`, which also imports `from pandas import DataFrame` (_WithoutPandasLoader).
 Ray Tune's experiment snapshots read `ray.data.Dataset` to register a pickling rule for it; while
