@@ -1,8 +1,9 @@
 """Connecting to Ray: an embedded local Ray by default, or an existing cluster by address.
 
 Token authentication (on by default for `ray start --head` in current Ray) is read the way Ray
-reads it: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token. hypersweep never copies the
-token anywhere: not into the config, the logs or the experiment directory.
+reads it: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token. hypersweep sets the mode
+(RAY_AUTH_MODE) itself, so the token is all a user needs, and never copies the token anywhere: not
+into the config, the logs or the experiment directory.
 """
 
 import logging
@@ -20,6 +21,7 @@ from hypersweep.lean_start import lean_start
 from hypersweep.ray_end import shut_down_ray
 from hypersweep.trial_environment import embedded_ray_environment
 
+AUTH_MODE = "RAY_AUTH_MODE"
 LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 NO_IDLE_WORKERS = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
 # How long the embedded Ray's processes wait for a GCS they lost before they end (Ray: 60 s). Its
@@ -56,10 +58,24 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def _use_auth_mode(mode: str) -> None:
+    """Set Ray's authentication `mode` for this process and the Ray processes it starts.
+
+    Ray reads RAY_AUTH_MODE once, when it is imported, and a sweep imports Ray before it connects:
+    a Ray already imported reads its config again, as `ray.init` makes it do when it turns token
+    authentication on. Without that, the driver would leave out the token the cluster needs, and
+    be refused.
+    """
+    os.environ[AUTH_MODE] = mode
+    raylet = sys.modules.get("ray._raylet")
+    if raylet is not None:
+        raylet.Config.initialize("")
+
+
 def _prepare_auth(cluster: dict) -> None:
     address = cluster["address"]
     if cluster.get("auth", "token") == "none":
-        os.environ["RAY_AUTH_MODE"] = "disabled"
+        _use_auth_mode("disabled")
         if not is_loopback(address):
             warn(f"connecting to {address} without token authentication: anyone who can reach "
                  f"it can run code on it; use cluster.auth=token")
@@ -69,7 +85,7 @@ def _prepare_auth(cluster: dict) -> None:
             f"cluster.auth: {address} needs Ray's authentication token and none was found; on the "
             f"head node run `ray get-auth-token`, then put it in ~/.ray/auth_token here (chmod "
             f"600) or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH")
-    os.environ["RAY_AUTH_MODE"] = "token"
+    _use_auth_mode("token")
     path = token_path()
     if path is not None and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         warn(f"{path} can be read by other users of this machine; chmod 600 {path}")
@@ -153,7 +169,11 @@ def connect(cluster: dict) -> Iterator[str | None]:
     """
     # "auto" runs inside the cluster (a `ray job submit` entrypoint), whose environment already
     # carries the cluster's authentication settings.
-    if cluster["address"] not in ("local", "auto"):
+    if cluster["address"] == "local":
+        # Token authentication, as current Ray gives every new cluster; chosen here rather than
+        # left to Ray's default, which logs a warning on every start. A RAY_AUTH_MODE set stays.
+        _use_auth_mode(os.environ.get(AUTH_MODE, "token"))
+    elif cluster["address"] != "auto":
         _prepare_auth(cluster)
     with embedded_ray_environment() if cluster["address"] == "local" else nullcontext():
         session = getattr(_init_ray(cluster), "address_info", {}).get("session_dir")

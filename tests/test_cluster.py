@@ -73,9 +73,27 @@ def test_no_token_leaks_into_configs_logs_or_the_experiment(gpu_cluster, tmp_pat
             assert gpu_cluster.token.encode() not in path.read_bytes(), path
 
 
+def _without_auth_settings() -> dict:
+    """This process's environment as a user's shell has it: no RAY_AUTH_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+
+
+def test_the_token_in_the_home_directory_is_all_a_user_needs(gpu_cluster, tmp_path):
+    # As the README says: the head's token in ~/.ray/auth_token, and no RAY_AUTH_MODE. Ray reads
+    # the mode when it is imported, before hypersweep has chosen it.
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(gpu_cluster.token)
+    (home / ".ray" / "auth_token").chmod(0o600)
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "num_samples=2", "train.max_epochs=2",
+                   env={**_without_auth_settings(), "HOME": str(home)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "smoke" / "summary.json").read_text())
+    assert len(summary["trials"]) == 2 and summary["best"] is not None
+
+
 def test_a_missing_token_is_one_line_saying_how_to_get_it(gpu_cluster, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token here
+    env = {**_without_auth_settings(), "HOME": str(tmp_path)}  # no ~/.ray/auth_token here
     done = _launch(gpu_cluster, tmp_path, "experiment=smoke", env=env)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith(
@@ -84,8 +102,7 @@ def test_a_missing_token_is_one_line_saying_how_to_get_it(gpu_cluster, tmp_path)
 
 
 def test_a_wrong_token_is_refused_in_one_line(gpu_cluster, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(HOME=str(tmp_path), RAY_AUTH_TOKEN="0" * 64)
+    env = {**_without_auth_settings(), "HOME": str(tmp_path), "RAY_AUTH_TOKEN": "0" * 64}
     done = _launch(gpu_cluster, tmp_path, "experiment=smoke", env=env)
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
@@ -122,11 +139,14 @@ def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):
 
 def test_a_sweep_through_ray_client_mode(tmp_path):
     cluster = LocalCluster(workers=0, cpus=2)
+    # The token as a user may give it: its path, and no RAY_AUTH_MODE.
+    env = {**_without_auth_settings(), "RAY_AUTH_TOKEN_PATH": cluster.env["RAY_AUTH_TOKEN_PATH"],
+           "PYTHONPATH": str(ROOT)}
     try:
         done = subprocess.run(
             [sys.executable, str(ROOT / "launch.py"), "cluster=remote",
              f"cluster.address={cluster.client_address}", "experiment=smoke", "num_samples=2",
-             "train.max_epochs=2"], cwd=tmp_path, env={**cluster.env, "PYTHONPATH": str(ROOT)},
+             "train.max_epochs=2"], cwd=tmp_path, env=env,
             capture_output=True, text=True, timeout=600)
     finally:
         cluster.stop()
