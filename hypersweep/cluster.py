@@ -167,13 +167,13 @@ def connect(cluster: dict) -> Iterator[str | None]:
 
     Raises ClusterError with one line when the cluster cannot be reached or refuses the token.
     """
-    # "auto" runs inside the cluster (a `ray job submit` entrypoint), whose environment already
-    # carries the cluster's authentication settings.
     if cluster["address"] == "local":
         # Token authentication, as current Ray gives every new cluster; chosen here rather than
         # left to Ray's default, which logs a warning on every start. A RAY_AUTH_MODE set stays.
         _use_auth_mode(os.environ.get(AUTH_MODE, "token"))
     elif cluster["address"] != "auto":
+        # ("auto" runs inside the cluster, as a `ray job submit` entrypoint, whose environment
+        # already carries the cluster's authentication settings.)
         _prepare_auth(cluster)
     with embedded_ray_environment() if cluster["address"] == "local" else nullcontext():
         session = getattr(_init_ray(cluster), "address_info", {}).get("session_dir")
