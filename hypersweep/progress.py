@@ -10,6 +10,17 @@ from hypersweep.summary import tuned_text
 from hypersweep.trials_on_disk import finished_on_disk
 from schedulers.space import tuned_values
 
+ENDED = ("TERMINATED", "ERROR")  # Ray's statuses of a trial that has ended
+
+
+def _ranked_value(trial: Any, metric: str) -> float | None:
+    """What an ended trial adds to the best so far: its last metric, unless it failed or diverged."""
+    result = trial.last_result or {}
+    value = result.get(metric)
+    if trial.status != "TERMINATED" or result.get("diverged") or value is None or not math.isfinite(value):
+        return None
+    return value
+
 
 class TrialLines(Callback):
     """Prints `[ended/total] trial ... status ... | best so far` as each trial ends."""
@@ -20,10 +31,25 @@ class TrialLines(Callback):
         self.total = total
         self.best: float | None = None
         self.started = time.monotonic()
+        self.ended_before: int | None = None  # trials that had ended before this run started
 
     def setup(self, **info: Any) -> None:
-        # Ray restores callbacks with the experiment: a resumed run starts its clock afresh.
-        self.started = time.monotonic()
+        # Ray restores callbacks with the experiment, as they were when it began: a resumed run
+        # starts its clock afresh, and learns what ended before it at its first step.
+        self.best, self.started, self.ended_before = None, time.monotonic(), None
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.ended_before is not None:
+            return
+        # A resumed run's first step still holds every trial restored as ended (they leave the
+        # driver's memory after it: trials_on_disk.py). Their best is the best so far, and the
+        # time left is paced by the trials that end in this run only.
+        ended = [trial for trial in trials if trial.status in ENDED]
+        self.ended_before = len(ended)
+        for trial in ended:
+            value = _ranked_value(trial, self.metric)
+            if value is not None and self._better(value):
+                self.best = value
 
     def _better(self, value: float) -> bool:
         if self.best is None:
@@ -34,7 +60,7 @@ class TrialLines(Callback):
         # Counted from the trials, not kept: a resumed sweep starts with some already ended. Ray
         # no longer holds those that finished before this one (trials_on_disk.py).
         others = [t for t in trials if t is not trial]
-        ended = 1 + finished_on_disk() + sum(t.status in ("TERMINATED", "ERROR") for t in others)
+        ended = 1 + finished_on_disk() + sum(t.status in ENDED for t in others)
         running = sum(t.status == "RUNNING" for t in others)
         pending = self.total - ended - running
         improved = value is not None and math.isfinite(value) and self._better(value)
@@ -43,7 +69,7 @@ class TrialLines(Callback):
         shown = f"{self.metric} {value:.4f}" if value is not None and math.isfinite(value) else ""
         best = f"best {self.best:.4f}" if self.best is not None else "no best yet"
         elapsed = time.monotonic() - self.started
-        left = elapsed / ended * (self.total - ended)
+        left = elapsed / max(1, ended - (self.ended_before or 0)) * (self.total - ended)
         print(f"[{ended}/{self.total}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
               f"{running} running, {pending} to go | {elapsed:.0f}s, ~{left:.0f}s left", flush=True)
         if improved:

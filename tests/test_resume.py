@@ -206,6 +206,11 @@ def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     assert not set(ended) & set(_ended_trials(done.stdout)), "an ended trial ran again"
     counts = [(int(m.group(1)), int(m.group(2))) for m in PROGRESS.finditer(done.stdout)]
     assert counts[-1] == (10, 10), "the resumed run counts the trials that ended before it"
+    best_before = re.findall(r"\| best (0\.\d+) \|", output)
+    if best_before:  # else the trials that ended before the signal had all diverged
+        first_best = re.search(r"\| (best 0\.\d+|no best yet) \|", done.stdout).group(1)
+        assert first_best != "no best yet" and float(first_best[5:]) >= float(best_before[-1]), \
+            "the resumed run's best counts the trials that ended before it"
     assert f"ASHA's rungs hold {sum(reached)} results of {sum(map(bool, reached))} trials from " \
            f"before the resume" in done.stdout
     assert len(_summary(experiment)["trials"]) == 10
