@@ -1,4 +1,5 @@
-"""SIGTERM stops a sweep as Ctrl-C does, and says at once how to resume it.
+"""SIGTERM stops a sweep as Ctrl-C does, and says at once how to resume it; after either, the
+resume command is hypersweep's, not the Python call that Ray Tune logs.
 
 Python runs a signal handler in the main thread, between two bytecodes. When the signal went
 to the embedded Ray's processes too (`timeout`, `kill -- -PGID`), the main thread can be inside
@@ -7,6 +8,7 @@ runs. So the resume command is written by a thread that CPython wakes from insid
 handler (`signal.set_wakeup_fd`), whatever the main thread is doing.
 """
 
+import logging
 import os
 import signal
 import sys
@@ -40,6 +42,24 @@ def stopping_on_sigterm(resume: str) -> Iterator[None]:
         os.close(wake)  # the speaker reads the end of the pipe and returns
         speaker.join()
         os.close(woken)
+
+
+@contextmanager
+def without_ray_resume_hint() -> Iterator[None]:
+    """Inside the block, Ray Tune's log line on an interrupted sweep, which tells the user to
+    resume it with `Tuner.restore(...)`, is dropped: the resume command is hypersweep's own."""
+    ray_tune_log = logging.getLogger("ray.tune.tune")
+    hint = _DropRayResumeHint()
+    ray_tune_log.addFilter(hint)
+    try:
+        yield
+    finally:
+        ray_tune_log.removeFilter(hint)
+
+
+class _DropRayResumeHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
 
 
 def _say_on_sigterm(woken: int, message: bytes) -> None:

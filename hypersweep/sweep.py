@@ -106,7 +106,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     from hypersweep.preflight import check_cluster
     from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
-    from hypersweep.sigterm import stopping_on_sigterm
+    from hypersweep.sigterm import stopping_on_sigterm, without_ray_resume_hint
     from hypersweep.summary import outcome_text, pbt_text, plan_text
 
     print(plan_text(config, dims), flush=True)
@@ -120,7 +120,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     with connect(config["cluster"]) as ray_logs:
         data = prepared()
         check_cluster(config)
-        with stopping_on_sigterm(resume_command(overrides)):
+        with stopping_on_sigterm(resume_command(overrides)), without_ray_resume_hint():
             outcome = experiment.run(config, dims, resume, groups, data)
     records = outcome.records
     best = best_record(records, config["mode"])

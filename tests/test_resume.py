@@ -191,6 +191,7 @@ def _interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     assert process.returncode == 130, output[-3000:]
     assert "interrupted; the state is saved. Resume with: python launch.py experiment=smoke " \
            "num_samples=10 train.max_epochs=6 seed=3" in output
+    assert "Tuner.restore" not in output, "Ray Tune's own resume hint, for its Python API"
     _stop_session(process.pid)
     ended = _ended_trials(output)
     experiment = tmp_path / "runs" / "smoke"
