@@ -120,6 +120,22 @@ def best_record(records: list[TrialRecord], mode: str) -> TrialRecord | None:
     return (max if mode == "max" else min)(ranked, key=lambda record: record.metric)
 
 
+def gain(best: TrialRecord | None, baseline: TrialRecord | None, mode: str) -> float | None:
+    """How much the best trial beat the baseline in the direction the sweep optimizes (for
+    mode=min, how much lower it ended): positive is better. None unless both have a metric."""
+    if best is None or baseline is None or best.metric is None or baseline.metric is None:
+        return None
+    return best.metric - baseline.metric if mode == "max" else baseline.metric - best.metric
+
+
+def gain_text(gain: float, mode: str, metric: str) -> str:
+    """A gain in words: 'tuning gained +0.0056', or for mode=min 'tuning lowered val_loss by
+    0.4552' (a signed loss would read as a setback)."""
+    if mode == "max":
+        return f"tuning gained {gain:+.4f}"
+    return f"tuning {'lowered' if gain >= 0 else 'raised'} {metric} by {abs(gain):.4f}"
+
+
 def baseline_record(records: list[TrialRecord], config: dict) -> TrialRecord | None:
     """The trial that started with the config's own default values."""
     defaults = tuned_values(config)  # the config's own values, conditional ones only if active

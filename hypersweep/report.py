@@ -21,7 +21,15 @@ from hypersweep import storage
 from hypersweep.dotted import set_path
 from hypersweep.errors import ExperimentError, HypersweepError
 from hypersweep.paths import GROUPS_FILE, REPORT_FILE, SWEEP_FILE, is_uri, join
-from hypersweep.records import RANKED, TrialRecord, baseline_record, best_record, load_records
+from hypersweep.records import (
+    RANKED,
+    TrialRecord,
+    baseline_record,
+    best_record,
+    gain,
+    gain_text,
+    load_records,
+)
 from hypersweep.resume import write_json
 from hypersweep.sensitivity import importance
 from schedulers.pbt import read_lineage, schedule_of
@@ -72,7 +80,6 @@ def build_report(experiment: str) -> dict:
     ranked = sorted((r for r in records if r.status in RANKED and r.metric is not None),
                     key=lambda r: r.metric, reverse=mode == "max")
     failures = Counter(r.error for r in records if r.status == "failed")
-    gain = best.metric - baseline.metric if best and baseline and baseline.metric is not None else None
     report = {
         "experiment": experiment,
         "name": config["name"],
@@ -83,7 +90,7 @@ def build_report(experiment: str) -> dict:
         "leaderboard": [asdict(r) for r in ranked[:LEADERBOARD_SIZE]],
         "best": asdict(best) if best else None,
         "baseline": asdict(baseline) if baseline else None,
-        "gain": gain,
+        "gain": gain(best, baseline, mode),  # positive is better, in either mode
         "failures": [{"error": error, "trials": count} for error, count in failures.most_common()],
         "rungs": _rung_counts(config, records),
         "pbt": _pbt_section(experiment, best),
@@ -160,7 +167,8 @@ def markdown(report: dict, images: dict[str, str], best_file: Path | None, comma
                 shown = _value(record["metric"]) if record["metric"] is not None else record["status"]
                 lines.append(f"| {label} | {record['trial_id']} | {shown} | {record['epochs']} | {test} |")
         if report["gain"] is not None:
-            lines += ["", f"Tuning gained **{report['gain']:+.4f}** {metric} over the defaults."]
+            gained = gain_text(report["gain"], report["mode"], metric)
+            lines += ["", f"**{gained[0].upper()}{gained[1:]}** over the defaults."]
         lines += ["", "Best config: " + ", ".join(f"`{k}={_value(v)}`" for k, v in best["tuned"].items()),
                   "", f"Retrain it: `{command}` ({best_file})" if best_file else "", ""]
     lines += _kinds_markdown(report["kinds"])
@@ -229,7 +237,8 @@ def short_text(report: dict, command: str) -> str:
     lines = [f"{report['name']}: {report['trials']} trials ({counts})"]
     if best:
         lines.append(f"best {best['trial_id']}: {metric} {best['metric']:.4f}"
-                     + (f"; defaults {baseline['metric']:.4f}, gain {report['gain']:+.4f}"
+                     + (f"; defaults {baseline['metric']:.4f}, "
+                        f"{gain_text(report['gain'], report['mode'], metric)}"
                         if report["gain"] is not None else ""))
     if report["sensitivity"]:
         lines.append("mattered most: " + ", ".join(

@@ -3,7 +3,7 @@
 from collections import Counter
 
 from hypersweep.paths import experiment_dir, experiment_location, is_uri, join
-from hypersweep.records import TrialRecord
+from hypersweep.records import TrialRecord, gain, gain_text
 from schedulers.pbt import read_lineage, schedule_of
 from schedulers.space import Dimension, discrete_combinations
 from schedulers.trial_schedulers import (
@@ -76,9 +76,9 @@ def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | N
         lines.append(f"best trial {best.trial_id}: {metric} {best.metric:.4f} after "
                      f"{best.epochs} epochs")
         if baseline is not None and baseline.metric is not None:
-            gain = best.metric - baseline.metric
+            gained = gain(best, baseline, config["mode"])
             lines.append(f"  baseline (defaults) trial {baseline.trial_id}: {metric} "
-                         f"{baseline.metric:.4f}; tuning gained {gain:+.4f}")
+                         f"{baseline.metric:.4f}; {gain_text(gained, config['mode'], metric)}")
         else:
             state = baseline.status if baseline else "not run"
             lines.append(f"  baseline (defaults) trial: {state}")

@@ -129,3 +129,20 @@ def test_the_console_script_dispatches_report(planted):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "smoke: 40 trials (40 finished)" in done.stdout
+
+
+def test_a_sweep_that_minimizes_says_how_much_lower_the_best_ended(tmp_path, capsys):
+    done = run_launch("experiment=smoke", "metric=val_loss", "mode=min", "num_samples=3",
+                      "train.max_epochs=2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    # The baseline trains in full and is ranked with the others, so the best is never higher.
+    assert re.search(r"^  baseline \(defaults\) trial \w+: val_loss \d+\.\d{4}; tuning lowered val_loss "
+                     r"by \d+\.\d{4}$", done.stdout, flags=re.M), done.stdout[-2000:]
+    experiment = tmp_path / "runs" / "smoke"
+    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf")]) == 0
+    report = json.loads((experiment / "report.json").read_text())
+    assert report["gain"] >= 0
+    assert report["gain"] == pytest.approx(report["baseline"]["metric"] - report["best"]["metric"])
+    assert f"tuning lowered val_loss by {report['gain']:.4f}" in capsys.readouterr().out
+    assert f"**Tuning lowered val_loss by {report['gain']:.4f}** over the defaults." in \
+        (experiment / "report.md").read_text()
