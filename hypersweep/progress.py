@@ -16,10 +16,7 @@ ENDED = ("TERMINATED", "ERROR")  # Ray's statuses of a trial that has ended
 def _ranked_value(trial: Any, metric: str) -> float | None:
     """What an ended trial adds to the best so far: its last metric, unless it failed or diverged."""
     result = trial.last_result or {}
-    value = result.get(metric)
-    if trial.status != "TERMINATED" or result.get("diverged") or value is None or not math.isfinite(value):
-        return None
-    return value
+    return None if trial.status != "TERMINATED" or result.get("diverged") else result.get(metric)
 
 
 class TrialLines(Callback):
@@ -47,14 +44,16 @@ class TrialLines(Callback):
         ended = [trial for trial in trials if trial.status in ENDED]
         self.ended_before = len(ended)
         for trial in ended:
-            value = _ranked_value(trial, self.metric)
-            if value is not None and self._better(value):
-                self.best = value
+            self._count_for_best(_ranked_value(trial, self.metric))
 
-    def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value > self.best if self.mode == "max" else value < self.best
+    def _count_for_best(self, value: float | None) -> bool:
+        """Make a finite `value` that beats the best so far the best; whether it did."""
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best is not None and (value <= self.best if self.mode == "max" else value >= self.best):
+            return False
+        self.best = value
+        return True
 
     def _print(self, trial: Any, status: str, value: float | None, trials: list) -> None:
         # Counted from the trials, not kept: a resumed sweep starts with some already ended. Ray
@@ -63,9 +62,7 @@ class TrialLines(Callback):
         ended = 1 + finished_on_disk() + sum(t.status in ENDED for t in others)
         running = sum(t.status == "RUNNING" for t in others)
         pending = self.total - ended - running
-        improved = value is not None and math.isfinite(value) and self._better(value)
-        if improved:
-            self.best = value
+        improved = self._count_for_best(value)
         shown = f"{self.metric} {value:.4f}" if value is not None and math.isfinite(value) else ""
         best = f"best {self.best:.4f}" if self.best is not None else "no best yet"
         elapsed = time.monotonic() - self.started

@@ -128,12 +128,12 @@ def gain(best: TrialRecord | None, baseline: TrialRecord | None, mode: str) -> f
     return best.metric - baseline.metric if mode == "max" else baseline.metric - best.metric
 
 
-def gain_text(gain: float, mode: str, metric: str) -> str:
-    """A gain in words: 'tuning gained +0.0056', or for mode=min 'tuning lowered val_loss by
-    0.4552' (a signed loss would read as a setback)."""
+def gain_text(amount: float, mode: str, metric: str) -> str:
+    """A gain (see `gain`) in words: 'tuning gained +0.0056', or for mode=min 'tuning lowered
+    val_loss by 0.4552' (a signed loss would read as a setback)."""
     if mode == "max":
-        return f"tuning gained {gain:+.4f}"
-    return f"tuning {'lowered' if gain >= 0 else 'raised'} {metric} by {abs(gain):.4f}"
+        return f"tuning gained {amount:+.4f}"
+    return f"tuning {'lowered' if amount >= 0 else 'raised'} {metric} by {abs(amount):.4f}"
 
 
 def baseline_record(records: list[TrialRecord], config: dict) -> TrialRecord | None:
