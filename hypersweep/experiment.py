@@ -108,6 +108,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
     from hypersweep.deferred_imports import snapshots_skip_unused_datasets
     from hypersweep.ended_trials import trial_ends_restored
     from hypersweep.lost_ray import quick_end_without_ray
+    from hypersweep.progress import without_ray_banner
     from hypersweep.restored_rungs import asha_rungs_restored
     from hypersweep.restored_search import search_counts_restored_trials
     from hypersweep.trial_environment import trials_without_redundant_environment
@@ -175,7 +176,7 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
             starting_actors_kept(), quick_end_without_ray(), trial_ends_restored(), \
             search_counts_restored_trials(), asha_rungs_restored(), uploads_appear_whole(), \
             snapshots_skip_unused_datasets(), trials_without_redundant_environment(), \
-            finished_trials_on_disk():
+            finished_trials_on_disk(), without_ray_banner():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial it still holds (those that failed, or had not
     # finished); free them before the snapshot is read.

@@ -2,10 +2,13 @@
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ray.tune import Callback
 
+from hypersweep.replaced import replaced
 from hypersweep.summary import tuned_text
 from hypersweep.trials_on_disk import finished_on_disk
 from schedulers.space import tuned_values
@@ -17,6 +20,21 @@ def _ranked_value(trial: Any, metric: str) -> float | None:
     """What an ended trial adds to the best so far: its last metric, unless it failed or diverged."""
     result = trial.last_result or {}
     return None if trial.status != "TERMINATED" or result.get("diverged") else result.get(metric)
+
+
+@contextmanager
+def without_ray_banner() -> Iterator[None]:
+    """Inside the block, Ray Tune prints no box as an experiment starts.
+
+    Even silenced (verbose=0), Ray's console reporter printed one naming its own classes
+    ("Search algorithm  SearchedValuesTags", "Scheduler  BaselineASHA"), then "View detailed
+    results here: ..." and, at the end, a blank line: hypersweep's plan says the same in the
+    user's terms, and its outcome where the experiment is.
+    """
+    from ray.tune.experimental.output import TuneTerminalReporter
+
+    with replaced(TuneTerminalReporter, "experiment_started", lambda self, *args, **kwargs: None):
+        yield
 
 
 class TrialLines(Callback):

@@ -130,7 +130,7 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
         from hypersweep import storage
 
         storage.push(experiment_location(config), [os.path.basename(summary), LAUNCH_RECORDS])
-    print(outcome_text(config, records, best, baseline), flush=True)
+    print(f"\n{outcome_text(config, records, best, baseline)}", flush=True)
     if config["scheduler"]["name"] == "pbt":
         print(pbt_text(config, best), flush=True)
     if ray_logs:

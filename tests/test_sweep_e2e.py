@@ -44,6 +44,10 @@ def test_the_sweep_succeeds_and_prints_its_plan_and_outcome(smoke):
     assert f"tensorboard --logdir {experiment}/tensorboard" in out
     assert re.search(r"^ray logs: /\S+/session_[^/]+/logs$", out, flags=re.M)
     assert len(re.findall(r"^\[\d/6\] ", out, flags=re.M)) == 6, "one progress line per trial"
+    # The plan, then the progress lines: no console output of Ray Tune's in between (its box named
+    # its own classes, such as "Scheduler  BaselineASHA").
+    before_progress = out[:out.index("[1/6] ")].splitlines()
+    assert [line for line in before_progress if not line.startswith(("hypersweep: ", "  "))] == []
     # The embedded Ray's token authentication is chosen, not Ray's default that warns about itself.
     assert "Token authentication" not in done.stderr
     assert re.search(r"^\[6/6\] \w+ .* \| best 0\.\d{4} \| 0 running, 0 to go \| \d+s, ~0s left$", out,
