@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tests.ray_cluster import LocalCluster  # noqa: E402  (the tests' real multi-node cluster)
 
 SWEEP = ["experiment=smoke", "search=random", "scheduler=fifo", "train.max_epochs=1"]
-ENDED = re.compile(r"^\[(\d+)/", re.MULTILINE)  # a progress line: [ended/planned] ...
+ENDED = re.compile(r"^\[ *(\d+)/", re.MULTILINE)  # a progress line: [ended/planned] ...
 
 
 def memory_mib(pid: int) -> dict[str, float]:

@@ -85,7 +85,8 @@ class TrialLines(Callback):
         best = f"best {self.best:.4f}" if self.best is not None else "no best yet"
         elapsed = time.monotonic() - self.started
         left = elapsed / max(1, ended - (self.ended_before or 0)) * (self.total - ended)
-        print(f"[{ended}/{self.total}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
+        count = f"{ended:>{len(str(self.total))}}/{self.total}"  # [ 1/32]: the columns line up
+        print(f"[{count}] {trial.trial_id} {status:<14} {shown:<16} | {best} | "
               f"{running} running, {pending} to go | {elapsed:.0f}s, ~{left:.0f}s left", flush=True)
         if improved:
             print(f"    new best: {tuned_text(tuned_values(trial.config))}", flush=True)

@@ -27,8 +27,20 @@ def test_a_resumed_run_shows_the_best_from_before_it_and_paces_by_its_own_trials
     lines.on_trial_complete(iteration=2, trials=[*restored, resumed], trial=resumed)
 
     line = capsys.readouterr().out.strip()
-    assert line.startswith("[5/10] e stopped@2")
+    assert line.startswith("[ 5/10] e stopped@2"), "the count as wide as the total, for the columns"
     assert "| best 0.9500 |" in line, "the best before the resume; a diverged or failed trial never counts"
     # 12 s for the one trial this run ended, 5 to go: a minute, not the 12 s that pacing by the
     # 5 ended trials would give.
     assert re.search(r"\| 1[23]s, ~6[0-5]s left$", line), line
+
+
+def test_the_columns_line_up_as_the_count_gains_a_digit(capsys):
+    trials = [_trial(f"t{number:02}", "TERMINATED", val_acc=0.5, epoch=4) for number in range(12)]
+    lines = TrialLines(CONFIG, total=12)
+    lines.setup()
+    for ended, trial in enumerate(trials, start=1):
+        lines.on_trial_complete(iteration=ended, trials=trials[:ended], trial=trial)
+
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(progress) == 12
+    assert len({line.index(" | ") for line in progress}) == 1, progress

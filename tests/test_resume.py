@@ -17,7 +17,7 @@ from hypersweep.records import trial_rows
 from tests.conftest import ENDED_WITHOUT_FAILING, ROOT, run_launch
 
 SWEEP = ("experiment=smoke", "num_samples=10", "train.max_epochs=6", "seed=3")
-PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (\w+) (\S+)\s+(?:val_acc (\S+))?", re.M)
+PROGRESS = re.compile(r"^\[ *(\d+)/(\d+)\] (\w+) (\S+)\s+(?:val_acc (\S+))?", re.M)
 
 
 def _summary(experiment: Path) -> dict:
