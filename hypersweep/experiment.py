@@ -174,9 +174,9 @@ def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str
         )
     with _standing_in(path), _without_ray_analysis(), _gone_checkpoints_count_as_deleted(), \
             starting_actors_kept(), quick_end_without_ray(), trial_ends_restored(), \
-            search_counts_restored_trials(), asha_rungs_restored(), uploads_appear_whole(), \
-            snapshots_skip_unused_datasets(), trials_without_redundant_environment(), \
-            finished_trials_on_disk(), without_ray_banner():
+            search_counts_restored_trials(planned_trials(config, dims)), asha_rungs_restored(), \
+            uploads_appear_whole(), snapshots_skip_unused_datasets(), \
+            trials_without_redundant_environment(), finished_trials_on_disk(), without_ray_banner():
         tuner.fit()
     # The tuner keeps Ray's copy of every trial it still holds (those that failed, or had not
     # finished); free them before the snapshot is read.

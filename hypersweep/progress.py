@@ -48,10 +48,12 @@ class TrialLines(Callback):
         self.started = time.monotonic()
         self.ended_before: int | None = None  # trials that had ended before this run started
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, total_num_samples: int | None = None, **info: Any) -> None:
         # Ray restores callbacks with the experiment, as they were when it began: a resumed run
-        # starts its clock afresh, and learns what ended before it at its first step.
+        # starts its clock afresh, learns what ended before it at its first step, and takes the
+        # total from the search, which a larger num_samples has grown since.
         self.best, self.started, self.ended_before = None, time.monotonic(), None
+        self.total = total_num_samples or self.total
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if self.ended_before is not None:

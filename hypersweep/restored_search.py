@@ -157,6 +157,30 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
     return ahead
 
 
+def grow(search: Any, planned: int) -> int:
+    """Let a restored search create trials up to `planned`, where the sweep's num_samples has
+    grown since its state was saved (resume.py allows that for TPE and random search); returns
+    how many more it may create. TPE goes on from everything it has learnt; random search draws
+    on from its saved random state, so no new trial repeats a restored one's values."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.search_generator import SearchGenerator
+
+    more = planned - search.total_samples
+    if more <= 0:
+        return 0
+    if isinstance(search, SearchGenerator):
+        search._total_samples = planned  # Ray 2.x; tests check it is still there
+        return more
+    if isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
+        iterator = search._iterators[-1]
+        iterator.num_samples += more
+        iterator.num_samples_left += more
+        search._total_samples = planned
+        search._finished = False
+        return more
+    return 0
+
+
 def _samples_one_trial_each(search: Any) -> bool:
     """Whether each sample of a random search is one trial: without a grid, whose one sample is
     every point of it (a lost grid point cannot be drawn again alone; such a sweep ends with it
@@ -167,9 +191,9 @@ def _samples_one_trial_each(search: Any) -> bool:
 
 
 @contextmanager
-def search_counts_restored_trials() -> Iterator[None]:
+def search_counts_restored_trials(planned: int) -> Iterator[None]:
     """Inside the block, Ray Tune's resume of an experiment ends with `recount`, and says how many
-    trials the snapshot had lost."""
+    trials the snapshot had lost; then the search may create up to `planned` trials (`grow`)."""
     from ray.tune.execution.tune_controller import TuneController
 
     resume = TuneController.resume  # Ray 2.x; tests check it is still there
@@ -181,6 +205,7 @@ def search_counts_restored_trials() -> Iterator[None]:
         if lost > 0:
             print(f"the saved state holds {restored} trials where the search had created "
                   f"{restored + lost}: {lost} new trials take the place of those lost", flush=True)
+        grow(controller._search_alg, planned)
 
     with replaced(TuneController, "resume", resume_and_recount):
         yield

@@ -1,8 +1,9 @@
 """Deciding whether a launch starts a sweep or resumes one, and keeping what was there safe.
 
 An experiment directory holds `sweep.json` (the plain config it started with) and
-`versions.json` (the versions it ran under). A launch whose config matches resumes it; anything
-else is refused unless the user asks (`resume=overwrite` moves the old files aside, never deletes).
+`versions.json` (the versions it ran under). A launch whose config matches resumes it, one that
+only raises num_samples grows it (TPE and random search); anything else is refused unless the
+user asks (`resume=overwrite` moves the old files aside, never deletes).
 An experiment on a URI is read from its local copy, downloaded first (hypersweep/storage.py).
 """
 
@@ -122,11 +123,39 @@ def _group_changes(path: str, groups: dict[str, str]) -> list[tuple[str, Any, An
             if saved.get(group, choice) != choice]
 
 
-def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> None:
-    """Refuse a launch whose config differs from the saved sweep's, saying how to undo it."""
-    found = differences(_comparable(_read_saved(os.path.join(path, SWEEP_FILE))), _comparable(config))
+def _check_can_grow(config: dict, saved_samples: int) -> None:
+    """Refuse to add trials to a sweep whose search cannot take more: PBT's population trains
+    side by side from the start, and a grid's every repeat would train the same trials again (each
+    trial's seed follows from the seed and its values)."""
+    undo = f"resume it with num_samples={saved_samples}, or start a new sweep with name=..."
+    if config["scheduler"]["name"] == "pbt":
+        raise ExperimentError(f"num_samples: a PBT population cannot grow once it trains "
+                              f"({saved_samples} -> {config['num_samples']}); {undo}")
+    if config["search"]["name"] == "grid":
+        raise ExperimentError(f"num_samples: more repeats of a grid train the same trials again "
+                              f"({saved_samples} -> {config['num_samples']}); {undo}")
+
+
+def _grow(path: str, config: dict) -> None:
+    """Record a sweep's new, larger num_samples, so that later launches resume it as it is now."""
+    saved = _read_saved(os.path.join(path, SWEEP_FILE))
+    print(f"num_samples {saved['num_samples']} -> {config['num_samples']}: the sweep runs "
+          f"{config['num_samples'] - saved['num_samples']} trials more", flush=True)
+    write_json(os.path.join(path, SWEEP_FILE), {**saved, "num_samples": config["num_samples"]})
+    if is_uri(config["storage_path"]):
+        storage.push(experiment_location(config), [SWEEP_FILE])
+
+
+def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> bool:
+    """Refuse a launch whose config differs from the saved sweep's, saying how to undo it.
+    Returns whether the launch grows the sweep: raising num_samples is the one change allowed."""
+    saved = _read_saved(os.path.join(path, SWEEP_FILE))
+    found = differences(_comparable(saved), _comparable(config))
     if not found:
-        return
+        return False
+    if [key for key, _, _ in found] == ["num_samples"] and config["num_samples"] > saved["num_samples"]:
+        _check_can_grow(config, saved["num_samples"])
+        return True
     found = _group_changes(path, groups) or found
     fixes = undoing_overrides(found)
     raise ExperimentError(
@@ -155,13 +184,15 @@ def should_resume(config: dict, groups: dict[str, str]) -> bool:
     if mode == "never":
         raise ExperimentError(f"name: {location} already holds a sweep and resume=never; choose a new "
                               f"name=..., or resume=overwrite to move it aside")
-    _check_same_sweep(path, config, groups)
+    grows = _check_same_sweep(path, config, groups)
     from ray.tune import Tuner  # here: a new sweep starts Ray without waiting for this import
 
     if not Tuner.can_restore(location):
         raise ExperimentError(f"name: {location} has {SWEEP_FILE} but no Ray Tune state to resume; "
                               f"resume=overwrite moves it aside and starts again")
     _check_versions(path, config)
+    if grows:
+        _grow(path, config)
     return True
 
 

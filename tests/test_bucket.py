@@ -103,6 +103,24 @@ def test_the_report_of_an_experiment_in_a_bucket_is_written_to_the_bucket(swept,
     assert (tmp_path / "smoke_best.yaml").exists()
 
 
+def test_a_sweep_in_a_bucket_grows_and_resumes_grown_from_another_machine(bucket, tmp_path):
+    sweep = ("experiment=smoke", "name=grown", "train.max_epochs=2", f"storage_path='{bucket}'")
+    uri = join(bucket, "grown")
+    assert run_launch(*sweep, "num_samples=2", cwd=tmp_path).returncode == 0
+    shutil.rmtree(local_copy(uri))
+    grown = run_launch(*sweep, "num_samples=4", cwd=tmp_path)
+    assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-3000:]
+    assert "num_samples 2 -> 4: the sweep runs 2 trials more" in grown.stdout
+    files = _stored(uri)
+    assert json.loads(files["sweep.json"])["num_samples"] == 4
+    assert len(json.loads(files["summary.json"])["trials"]) == 4
+
+    shutil.rmtree(local_copy(uri))  # another machine: the bucket's sweep.json says 4
+    again = run_launch(*sweep, "num_samples=4", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"resuming the sweep in {uri}" in again.stdout and not _ended_trials(again.stdout)
+
+
 def test_a_driver_killed_mid_sweep_resumes_from_the_bucket_losing_nothing(bucket, tmp_path):
     sweep = ("experiment=smoke", "name=killed", "num_samples=8", "train.max_epochs=6",
              f"storage_path='{bucket}'")

@@ -364,6 +364,57 @@ def test_a_refused_resume_offers_the_overrides_that_resume_it(tmp_path):
     assert "(search: 'hyperopt' -> 'random'); resume it with search=hyperopt," in regrouped.stderr
 
 
+@pytest.mark.parametrize("search", ["hyperopt", "random"])
+def test_a_larger_num_samples_grows_a_sweep_into_the_one_it_would_have_been(tmp_path, search):
+    args = ("experiment=smoke", f"search={search}", "train.max_epochs=2")
+    assert run_launch(*args, "num_samples=3", cwd=tmp_path).returncode == 0
+    experiment = tmp_path / "runs" / "smoke"
+    before = _summary(experiment)["trials"]
+
+    grown = run_launch(*args, "num_samples=5", cwd=tmp_path)
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    assert "num_samples 3 -> 5: the sweep runs 2 trials more" in grown.stdout
+    assert [(m.group(1), m.group(2)) for m in PROGRESS.finditer(grown.stdout)] == [("4", "5"), ("5", "5")]
+    after = _summary(experiment)["trials"]
+    assert len(after) == 5 and all(trial in after for trial in before), "none ran again or changed"
+    assert json.loads((experiment / "sweep.json").read_text())["num_samples"] == 5
+
+    # The search went on from its saved state: the 5 trials are those a sweep of 5 tries (TPE
+    # draws at random up to its n_initial_points).
+    fresh = run_launch(*args, "num_samples=5", "name=fresh", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    tried = sorted(json.dumps(trial["tuned"], sort_keys=True) for trial in after)
+    assert tried == sorted(json.dumps(trial["tuned"], sort_keys=True)
+                           for trial in _summary(tmp_path / "runs" / "fresh")["trials"])
+
+    # From now on the sweep is one of 5: fewer is refused, as is any change beside num_samples.
+    shrunk = run_launch(*args, "num_samples=3", cwd=tmp_path)
+    assert shrunk.returncode == 2
+    assert "(num_samples: 5 -> 3); resume it with num_samples=5," in shrunk.stderr
+    other = run_launch(*args, "num_samples=6", "seed=1", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "(num_samples: 5 -> 6, seed: 0 -> 1); resume it with num_samples=5 seed=0," in other.stderr
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("experiment=digits_mlp_pbt",), "num_samples: a PBT population cannot grow once it trains (8 -> 9); "),
+    (("search=grid", "~space.optim.lr", "scheduler=fifo"),
+     "num_samples: more repeats of a grid train the same trials again (8 -> 9); "),
+])
+def test_a_sweep_whose_search_cannot_take_more_trials_refuses_to_grow(compose_config, tmp_path, overrides,
+                                                                     message):
+    from hypersweep.errors import ExperimentError
+    from hypersweep.resume import should_resume
+
+    saved = compose_config(*overrides, "num_samples=8", f"storage_path={tmp_path}")
+    (tmp_path / saved["name"]).mkdir()
+    (tmp_path / saved["name"] / "sweep.json").write_text(json.dumps(saved))
+    with pytest.raises(ExperimentError) as refused:
+        should_resume({**saved, "num_samples": 9}, {})
+    assert str(refused.value) == message + "resume it with num_samples=8, or start a new sweep with name=..."
+    assert json.loads((tmp_path / saved["name"] / "sweep.json").read_text())["num_samples"] == 8
+
+
 def test_a_resume_under_another_ray_version_is_refused(tmp_path):
     args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
     assert run_launch(*args, cwd=tmp_path).returncode == 0
