@@ -18,6 +18,7 @@ URI_SECRETS = ("access_key", "secret_key", "session_token", "password")
 # and the folders that resume=overwrite moves earlier sweeps into.
 LAUNCH_RECORDS = "hydra"
 REPLACED_PREFIX = "replaced-"
+LAUNCH_LOCK = ".launch.lock"  # held by the launch that runs the experiment (launch_lock.py)
 
 # hypersweep's own files at the top of an experiment folder (the README's layout).
 SWEEP_FILE = "sweep.json"  # the plain config the sweep started with
@@ -30,8 +31,8 @@ OWN_FILES = (SWEEP_FILE, VERSIONS_FILE, GROUPS_FILE, SUMMARY_FILE, REPORT_FILE)
 
 def stays_in_place(entry: str) -> bool:
     """Whether resume=overwrite leaves this top-level entry where it is: Hydra's launch records,
-    and sweeps moved aside before."""
-    return entry == LAUNCH_RECORDS or entry.startswith(REPLACED_PREFIX)
+    sweeps moved aside before, and the lock that the launch moving them holds."""
+    return entry in (LAUNCH_RECORDS, LAUNCH_LOCK) or entry.startswith(REPLACED_PREFIX)
 
 
 def is_uri(storage_path: str) -> bool:

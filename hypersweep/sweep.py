@@ -100,6 +100,20 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     arrow_uses_system_allocator()  # before anything imports pyarrow
     defer_unused_imports()  # before anything imports Ray Tune
     # Imported here so that --help, --cfg and config errors never pay for Ray and torch.
+    from hypersweep.launch_lock import held_by_this_launch
+    from hypersweep.paths import experiment_dir, experiment_location
+    from hypersweep.summary import plan_text
+
+    print(plan_text(config, dims), flush=True)
+    if config["dry_run"]:
+        check_targets(config)
+        return _dry_run(config, dims)
+    with held_by_this_launch(experiment_dir(config), experiment_location(config)):
+        return _run(config, dims, overrides, groups)
+
+
+def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str]) -> int:
+    """Start or resume the sweep, run it, save and print the outcome; returns the exit code."""
     from hypersweep import experiment
     from hypersweep.cluster import connect
     from hypersweep.paths import LAUNCH_RECORDS, experiment_dir, experiment_location, is_uri
@@ -107,12 +121,8 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
     from hypersweep.records import baseline_record, best_record, save_summary
     from hypersweep.resume import resume_command, should_resume
     from hypersweep.sigterm import stopping_on_sigterm, without_ray_resume_hint
-    from hypersweep.summary import outcome_text, pbt_text, plan_text
+    from hypersweep.summary import outcome_text, pbt_text
 
-    print(plan_text(config, dims), flush=True)
-    if config["dry_run"]:
-        check_targets(config)
-        return _dry_run(config, dims)
     resume = should_resume(config, groups)
     if resume:
         print(f"resuming the sweep in {experiment_location(config)}", flush=True)

@@ -324,6 +324,22 @@ def test_a_snapshot_whose_trials_are_newer_than_its_search_runs_no_trial_beyond_
     assert len(list(experiment.glob("trial_*"))) == 4, "a trial beyond num_samples ran"
 
 
+def test_a_second_launch_of_a_running_sweep_is_refused_and_the_first_runs_on(tmp_path):
+    first = _start(tmp_path, *SWEEP)
+    _read_until_progress(first, 1)
+    second = run_launch(*SWEEP, cwd=tmp_path)
+    assert second.returncode == 2
+    (error,) = second.stderr.strip().splitlines()
+    assert re.fullmatch(rf"error: name: {tmp_path}/runs/smoke is in use by the launch of pid "
+                        rf"{first.pid} on \S+ \(since [\d: -]+\); wait for it to end or stop it, or "
+                        r"choose a new name=\.\.\.", error), error
+    output, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, output[-3000:]
+    experiment = tmp_path / "runs" / "smoke"
+    assert len(_summary(experiment)["trials"]) == 10
+    assert not list(experiment.glob("trial_*/replaced.json")), "a trial trained twice"
+
+
 def test_resume_never_and_overwrite(tmp_path):
     args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
     assert run_launch(*args, cwd=tmp_path).returncode == 0
@@ -337,6 +353,8 @@ def test_resume_never_and_overwrite(tmp_path):
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     (aside,) = experiment.glob("replaced-*")
     assert _summary(aside) == first, "the previous sweep was moved aside, not lost"
+    # The lock stayed in place: one moved aside would let another launch take a new one meanwhile.
+    assert (experiment / ".launch.lock").exists() and not (aside / ".launch.lock").exists()
     assert len(_summary(experiment)["trials"]) == 3
 
 
