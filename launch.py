@@ -54,9 +54,20 @@ def _group_choices() -> dict[str, str]:
 
 def _launch_log_root(storage_path: str, name: str) -> str:
     """Where Hydra keeps its launch records (`hydra/` in conf/config.yaml): the experiment folder,
-    or for a URI its local copy, whence they are uploaded (a local folder named 's3:' otherwise)."""
+    or for a URI its local copy, whence they are uploaded (a local folder named 's3:' otherwise).
+
+    Made here, since Hydra makes its run folder in it before any of hypersweep's code runs, and a
+    folder it cannot make ended the launch with a page of tracebacks: now one line, exit code 2.
+    """
     location = join(storage_path, name)
-    return local_copy(location) if is_uri(location) else location
+    root = local_copy(location) if is_uri(location) else location
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as error:
+        print(f"error: storage_path: cannot make the experiment folder {os.path.abspath(root)} "
+              f"({error.strerror}); choose a folder you can write", file=sys.stderr)
+        sys.exit(2)
+    return root
 
 
 def _launch_records(storage_path: str) -> str | None:

@@ -167,6 +167,16 @@ def test_launch_reports_a_bad_spec_as_one_line_and_exit_code_2(tmp_path: Path):
     assert not (tmp_path / "smoke" / "sweep.json").exists()
 
 
+def test_a_storage_path_that_cannot_hold_the_experiment_fails_in_one_line(tmp_path: Path):
+    a_file = tmp_path / "runs"
+    a_file.write_text("")
+    done = run_launch("experiment=smoke", "storage_path=runs", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: storage_path: cannot make the experiment folder {a_file}/smoke "
+                                   f"(Not a directory); choose a folder you can write")
+    assert a_file.read_text() == ""
+
+
 def test_hydra_rejects_an_unknown_key_without_running(tmp_path: Path):
     done = run_launch("experiment=smoke", "optim.lrr=0.1", cwd=tmp_path)
     assert done.returncode == 1
