@@ -157,28 +157,25 @@ def recount(search: Any, restored_trials: list[Any]) -> int:
     return ahead
 
 
-def grow(search: Any, planned: int) -> int:
+def grow(search: Any, planned: int) -> None:
     """Let a restored search create trials up to `planned`, where the sweep's num_samples has
-    grown since its state was saved (resume.py allows that for TPE and random search); returns
-    how many more it may create. TPE goes on from everything it has learnt; random search draws
-    on from its saved random state, so no new trial repeats a restored one's values."""
+    grown since its state was saved (resume.py allows that for TPE and random search). TPE goes
+    on from everything it has learnt; random search draws on from its saved random state, so no
+    new trial repeats a restored one's values."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
     from ray.tune.search.search_generator import SearchGenerator
 
     more = planned - search.total_samples
     if more <= 0:
-        return 0
+        return
     if isinstance(search, SearchGenerator):
         search._total_samples = planned  # Ray 2.x; tests check it is still there
-        return more
-    if isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
+    elif isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
         iterator = search._iterators[-1]
         iterator.num_samples += more
         iterator.num_samples_left += more
         search._total_samples = planned
         search._finished = False
-        return more
-    return 0
 
 
 def _samples_one_trial_each(search: Any) -> bool:

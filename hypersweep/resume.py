@@ -136,9 +136,9 @@ def _check_can_grow(config: dict, saved_samples: int) -> None:
                               f"({saved_samples} -> {config['num_samples']}); {undo}")
 
 
-def _grow(path: str, config: dict) -> None:
-    """Record a sweep's new, larger num_samples, so that later launches resume it as it is now."""
-    saved = _read_saved(os.path.join(path, SWEEP_FILE))
+def _grow(path: str, saved: dict, config: dict) -> None:
+    """Record a sweep's new, larger num_samples in its saved config `saved`, so that later launches
+    resume it as it is now."""
     print(f"num_samples {saved['num_samples']} -> {config['num_samples']}: the sweep runs "
           f"{config['num_samples'] - saved['num_samples']} trials more", flush=True)
     write_json(os.path.join(path, SWEEP_FILE), {**saved, "num_samples": config["num_samples"]})
@@ -146,10 +146,9 @@ def _grow(path: str, config: dict) -> None:
         storage.push(experiment_location(config), [SWEEP_FILE])
 
 
-def _check_same_sweep(path: str, config: dict, groups: dict[str, str]) -> bool:
-    """Refuse a launch whose config differs from the saved sweep's, saying how to undo it.
-    Returns whether the launch grows the sweep: raising num_samples is the one change allowed."""
-    saved = _read_saved(os.path.join(path, SWEEP_FILE))
+def _check_same_sweep(path: str, saved: dict, config: dict, groups: dict[str, str]) -> bool:
+    """Refuse a launch whose config differs from the saved sweep's (`saved`), saying how to undo
+    it. Returns whether the launch grows the sweep: raising num_samples is the one change allowed."""
     found = differences(_comparable(saved), _comparable(config))
     if not found:
         return False
@@ -175,8 +174,8 @@ def should_resume(config: dict, groups: dict[str, str]) -> bool:
     mode = config["resume"]
     location = experiment_location(config)
     path = storage.pull(location) if is_uri(location) else experiment_dir(config)
-    saved = os.path.join(path, SWEEP_FILE)
-    if not os.path.exists(saved):
+    saved_path = os.path.join(path, SWEEP_FILE)
+    if not os.path.exists(saved_path):
         return False
     if mode == "overwrite":
         print(f"resume=overwrite: moved the previous sweep to {_move_aside(config)}", flush=True)
@@ -184,7 +183,8 @@ def should_resume(config: dict, groups: dict[str, str]) -> bool:
     if mode == "never":
         raise ExperimentError(f"name: {location} already holds a sweep and resume=never; choose a new "
                               f"name=..., or resume=overwrite to move it aside")
-    grows = _check_same_sweep(path, config, groups)
+    saved_config = _read_saved(saved_path)
+    grows = _check_same_sweep(path, saved_config, config, groups)
     from ray.tune import Tuner  # here: a new sweep starts Ray without waiting for this import
 
     if not Tuner.can_restore(location):
@@ -192,7 +192,7 @@ def should_resume(config: dict, groups: dict[str, str]) -> bool:
                               f"resume=overwrite moves it aside and starts again")
     _check_versions(path, config)
     if grows:
-        _grow(path, config)
+        _grow(path, saved_config, config)
     return True
 
 
