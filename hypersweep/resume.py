@@ -54,15 +54,20 @@ def write_json(path: str, data: object) -> None:
     os.replace(path + ".tmp", path)
 
 
-def record_start(config: dict, groups: dict[str, str]) -> None:
-    """Save the config, Hydra's group choices and the versions of a new sweep."""
+def _save_own_files(config: dict, files: dict[str, object]) -> None:
+    """Write hypersweep's own files (name -> data) into the experiment, each whole, and upload
+    them when the experiment is on a URI."""
     path = experiment_dir(config)
     os.makedirs(path, exist_ok=True)
-    write_json(os.path.join(path, SWEEP_FILE), config)
-    write_json(os.path.join(path, GROUPS_FILE), groups)
-    write_json(os.path.join(path, VERSIONS_FILE), current_versions())
+    for name, data in files.items():
+        write_json(os.path.join(path, name), data)
     if is_uri(config["storage_path"]):
-        storage.push(experiment_location(config), [SWEEP_FILE, GROUPS_FILE, VERSIONS_FILE])
+        storage.push(experiment_location(config), list(files))
+
+
+def record_start(config: dict, groups: dict[str, str]) -> None:
+    """Save the config, Hydra's group choices and the versions of a new sweep."""
+    _save_own_files(config, {SWEEP_FILE: config, GROUPS_FILE: groups, VERSIONS_FILE: current_versions()})
 
 
 def _comparable(config: dict) -> dict:
@@ -136,14 +141,12 @@ def _check_can_grow(config: dict, saved_samples: int) -> None:
                               f"({saved_samples} -> {config['num_samples']}); {undo}")
 
 
-def _grow(path: str, saved: dict, config: dict) -> None:
+def _grow(saved: dict, config: dict) -> None:
     """Record a sweep's new, larger num_samples in its saved config `saved`, so that later launches
     resume it as it is now."""
     print(f"num_samples {saved['num_samples']} -> {config['num_samples']}: the sweep runs "
           f"{config['num_samples'] - saved['num_samples']} trials more", flush=True)
-    write_json(os.path.join(path, SWEEP_FILE), {**saved, "num_samples": config["num_samples"]})
-    if is_uri(config["storage_path"]):
-        storage.push(experiment_location(config), [SWEEP_FILE])
+    _save_own_files(config, {SWEEP_FILE: {**saved, "num_samples": config["num_samples"]}})
 
 
 def _check_same_sweep(path: str, saved: dict, config: dict, groups: dict[str, str]) -> bool:
@@ -192,7 +195,7 @@ def should_resume(config: dict, groups: dict[str, str]) -> bool:
                               f"resume=overwrite moves it aside and starts again")
     _check_versions(path, config)
     if grows:
-        _grow(path, saved_config, config)
+        _grow(saved_config, config)
     return True
 
 
