@@ -21,18 +21,32 @@ PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is
 
 
 def _dry_run(config: dict, dims: list) -> int:
-    """Print what the sweep would do on the current cluster, and start no trial."""
+    """Print what the sweep would do on the current cluster, and start no trial.
+
+    It makes the checks a real run makes before its first trial (the data set's, the resources',
+    the storage's), so that a preview that passes is a sweep that starts.
+    """
     from hypersweep.cluster import alive_nodes, connect
     from hypersweep.experiment import planned_trials
-    from hypersweep.preflight import concurrent_trials, local_nodes, trial_request
+    from hypersweep.preflight import (
+        check_cluster,
+        check_resources,
+        concurrent_trials,
+        local_nodes,
+        trial_request,
+    )
     from hypersweep.summary import dry_run_text
 
+    _prepare(config)
+    request = trial_request(config["resources"])
     if config["cluster"]["address"] == "local":
         nodes = local_nodes(config["cluster"])
+        check_resources(request, nodes)  # one machine: its disk is every node's
     else:
         with connect(config["cluster"]):
             nodes = alive_nodes()
-    at_once = concurrent_trials(trial_request(config["resources"]), nodes, config["max_concurrent"])
+            check_cluster(config)
+    at_once = concurrent_trials(request, nodes, config["max_concurrent"])
     print(dry_run_text(config, planned_trials(config, dims), at_once, len(nodes)), flush=True)
     return 0
 
@@ -106,7 +120,6 @@ def sweep(config: dict, overrides: list[str], groups: dict[str, str]) -> int:
 
     print(plan_text(config, dims), flush=True)
     if config["dry_run"]:
-        check_targets(config)
         return _dry_run(config, dims)
     with held_by_this_launch(experiment_dir(config), experiment_location(config)):
         return _run(config, dims, overrides, groups)

@@ -111,12 +111,21 @@ def test_a_wrong_token_is_refused_in_one_line(gpu_cluster, tmp_path):
     assert "InvalidAuthToken" not in done.stderr, "one line, not Ray's wall of retries"
 
 
-def test_a_trial_too_big_for_every_node_is_refused_with_the_numbers(gpu_cluster, tmp_path):
-    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "resources.cpu=3", "resources.gpu=1")
+@pytest.mark.parametrize("dry_run", ["false", "true"])
+def test_a_trial_too_big_for_every_node_is_refused_with_the_numbers(gpu_cluster, tmp_path, dry_run):
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "resources.cpu=3", "resources.gpu=1",
+                   f"dry_run={dry_run}")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "error: resources: a trial asks for 3 CPU, 1 GPU but no node has that much (the most one "
         "node has: 2 CPU, 2 GPU); lower resources.* or add a larger node")
+
+
+def test_a_dry_run_counts_the_trials_the_cluster_runs_at_once(gpu_cluster, tmp_path):
+    done = _launch(gpu_cluster, tmp_path, "experiment=smoke", "resources.gpu=0.5", "dry_run=true")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "at once:   4 trials on this cluster (2 nodes)" in done.stdout  # 2 CPUs a node, 1 a trial
+    assert not list(tmp_path.rglob("sweep.json"))
 
 
 def test_a_sweep_submitted_as_a_ray_job(gpu_cluster, tmp_path):

@@ -261,6 +261,18 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path):
     assert not list(tmp_path.rglob("sweep.json")) and not list(tmp_path.rglob("trial_*"))
 
 
+@pytest.mark.parametrize(("override", "error"), [
+    ("resources.gpu=1", "error: resources.gpu: a trial asks for 1 GPU but the cluster has no GPU"),
+    ("data.val_fraction=0.9", "error: data.val_fraction + data.test_fraction must stay below 1"),
+])
+def test_a_dry_run_refuses_what_the_run_would_refuse_before_its_first_trial(tmp_path: Path, override, error):
+    # A preview that passes must be a sweep that starts: the data set's and the cluster's checks too.
+    done = run_launch("experiment=smoke", "cluster.num_gpus=0", override, "dry_run=true", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert error in done.stderr
+    assert "dry run: nothing was started." not in done.stdout
+
+
 @pytest.mark.parametrize("args", [("--help",), ("experiment=smoke", "space.optim.lr.low=1"),
                                   ("experiment=digits_mlp_pbt", "scheduler.mutable=[model.hidden_units]")])
 def test_help_and_config_errors_import_neither_torch_nor_ray(tmp_path: Path, args):
