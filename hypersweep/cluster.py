@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from hypersweep.cluster_address import check_address, connect_hint
 from hypersweep.errors import ClusterError
 from hypersweep.lean_start import lean_start
 from hypersweep.ray_end import shut_down_ray
@@ -105,7 +106,7 @@ def _caused_by_auth(error: BaseException, logged: str) -> bool:
 def _stderr_captured() -> Iterator[list[str]]:
     """Collect what this process and its C++ core write to fd 2, handing it back afterwards.
 
-    Ray's core retries a refused connection for ~20 s, logging each retry straight to fd 2;
+    Ray's core logs each retry of a connection it is refused (a wrong token) straight to fd 2;
     captured, that wall becomes the one line the user needs.
     """
     sys.stderr.flush()
@@ -187,9 +188,12 @@ def _init_ray(cluster: dict) -> Any:
     """`ray.init` for `cluster`, Ray's context back; a ClusterError of one line if it fails."""
     import ray
 
+    address = cluster["address"]
+    if address not in ("local", "auto"):
+        check_address(address)
     # In client mode the server starts a process per client, which can miss its start-up deadline
     # on a loaded head node; one more try is what a user would do by hand.
-    attempts = 2 if cluster["address"].startswith("ray://") else 1
+    attempts = 2 if address.startswith("ray://") else 1
     try:
         for attempt in range(1, attempts + 1):
             try:
@@ -201,15 +205,14 @@ def _init_ray(cluster: dict) -> Any:
                     raise
         sys.stderr.write(logged[0])  # connected: Ray's own warnings are worth seeing
     except Exception as err:
-        address = cluster["address"]
         if _caused_by_auth(err, logged[0] if logged else ""):
             raise ClusterError(
                 f"cluster.address: {address} refused this machine's authentication token; get the "
                 f"cluster's token with `ray get-auth-token` on its head node and put it in "
                 f"~/.ray/auth_token (or RAY_AUTH_TOKEN)") from None
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ClusterError(f"cluster.address: cannot connect to {address} ({reason}); is the head "
-                           f"node up (`ray start --head`) and the address HOST:6379?") from None
+        raise ClusterError(f"cluster.address: cannot connect to {address} ({reason}); "
+                           f"{connect_hint(address)}") from None
     return context
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.ports import free_port
 from tests.ray_cluster import LocalCluster
 
 
@@ -21,11 +23,13 @@ def gpu_cluster():
     cluster.stop()
 
 
-def _launch(cluster: LocalCluster, cwd: Path, *args: str, env: dict | None = None):
+def _launch(cluster: LocalCluster, cwd: Path, *args: str, env: dict | None = None,
+            address: str | None = None, timeout: float = 600):
     return subprocess.run(
-        [sys.executable, str(ROOT / "launch.py"), "cluster=remote", f"cluster.address={cluster.address}",
-         *args], cwd=cwd, env={**(env or cluster.env), "PYTHONPATH": str(ROOT)}, capture_output=True,
-        text=True, timeout=600)
+        [sys.executable, str(ROOT / "launch.py"), "cluster=remote",
+         f"cluster.address={address or cluster.address}", *args], cwd=cwd,
+        env={**(env or cluster.env), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=timeout)
 
 
 def _rows(trial_dir: Path) -> list[dict]:
@@ -109,6 +113,46 @@ def test_a_wrong_token_is_refused_in_one_line(gpu_cluster, tmp_path):
     assert last.startswith(f"error: cluster.address: {gpu_cluster.address} refused this machine's "
                            f"authentication token"), done.stderr[-2000:]
     assert "InvalidAuthToken" not in done.stderr, "one line, not Ray's wall of retries"
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_an_address_where_no_ray_cluster_answers_is_refused_at_once(gpu_cluster, tmp_path):
+    # Ray retries such an address for about 14 minutes (30 s a try in client mode); the timeout
+    # fails this test long before that.
+    gcs, client = gpu_cluster.address, gpu_cluster.client_address.removeprefix("ray://")
+    # A web server where a user may point by mistake, as Ray's dashboard on every interface.
+    web_port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "http.server", str(web_port)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    _wait_for_port(web_port)
+    cases = [
+        (f"127.0.0.1:{free_port()}", "(nothing listens at "),
+        (f"127.0.0.1:{web_port}", " does not speak gRPC: a web server, the dashboard?)"),
+        (client, f"what answers at {client} is not a Ray cluster's GCS; give the head's GCS port"),
+        (f"ray://{gcs}", f"ray://{gcs} is a Ray cluster's GCS port, not Ray client mode's"),
+        ("nohost.invalid:6379", "(no host is named nohost.invalid)"),
+    ]
+    try:
+        for address, error in cases:
+            done = _launch(gpu_cluster, tmp_path, "experiment=smoke", address=address, timeout=60)
+            assert done.returncode == 2, (address, done.stderr[-2000:])
+            last = done.stderr.strip().splitlines()[-1]
+            assert last.startswith("error: cluster.address: ") and error in last, (address, last)
+    finally:
+        web.kill()
+        web.wait()
+    assert not (tmp_path / "runs" / "smoke" / "sweep.json").exists()
 
 
 @pytest.mark.parametrize("dry_run", ["false", "true"])
