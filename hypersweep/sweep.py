@@ -129,6 +129,7 @@ def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str])
     """Start or resume the sweep, run it, save and print the outcome; returns the exit code."""
     from hypersweep import experiment
     from hypersweep.cluster import connect
+    from hypersweep.lost_head import telling_when_the_head_is_lost
     from hypersweep.paths import LAUNCH_RECORDS, experiment_dir, experiment_location, is_uri
     from hypersweep.preflight import check_cluster
     from hypersweep.records import baseline_record, best_record, save_summary
@@ -143,7 +144,9 @@ def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str])
     with connect(config["cluster"]) as ray_logs:
         data = prepared()
         check_cluster(config)
-        with stopping_on_sigterm(resume_command(overrides)), without_ray_resume_hint():
+        resume_with = resume_command(overrides)
+        with (stopping_on_sigterm(resume_with), without_ray_resume_hint(),
+              telling_when_the_head_is_lost(resume_with)):
             outcome = experiment.run(config, dims, resume, groups, data)
     records = outcome.records
     best = best_record(records, config["mode"])

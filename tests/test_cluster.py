@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -247,3 +248,44 @@ def test_a_lost_worker_node_s_trials_finish_on_the_head_from_their_checkpoints(t
                    if d.name in moved)
     finally:
         cluster.stop()
+
+
+def test_a_lost_head_node_is_said_at_once_with_the_command_that_resumes_the_sweep(tmp_path):
+    args = ["experiment=smoke", "num_samples=3", "train.max_epochs=60", "scheduler=fifo",
+            "model.hidden_units=512", "~space.model.hidden_units"]
+    cluster = LocalCluster(workers=0, cpus=2)
+    try:
+        # Ray's own wait for a lost GCS, shortened from 60 s as a user may set it.
+        env = {**cluster.env, "PYTHONPATH": str(ROOT), "RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "launch.py"), "cluster=remote", f"cluster.address={cluster.address}",
+             *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        experiment = tmp_path / "runs" / "smoke"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                (d / "result.json").exists() and _rows(d) for d in experiment.glob("trial_*")):
+            time.sleep(0.2)
+        cluster.kill_node(0)
+        _, errors = process.communicate(timeout=120)
+    finally:
+        cluster.stop()
+    assert process.returncode != 0, "Ray ends a driver whose GCS is gone"
+    said = [line for line in errors.splitlines() if "stopped answering" in line]
+    assert len(said) == 1, errors[-3000:]
+    assert said[0].startswith("warning: the cluster's head node (GCS ")
+    assert "Ray ends this sweep unless it is back within 10 s" in said[0]
+    assert said[0].endswith(f"resume with: python launch.py cluster=remote "
+                            f"cluster.address={cluster.address} {shlex.join(args)}")
+    # Resumed on a new cluster: every trial trains to its last epoch, none twice over.
+    cluster = LocalCluster(workers=0, cpus=2)
+    try:
+        done = _launch(cluster, tmp_path, *args)
+    finally:
+        cluster.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming the sweep in" in done.stdout
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert len(summary["trials"]) == 3
+    for trial_dir in experiment.glob("trial_*"):
+        epochs = [row["epoch"] for row in _rows(trial_dir)]
+        assert epochs == list(range(1, 61)), trial_dir.name
