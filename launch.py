@@ -19,9 +19,26 @@ from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
 from hypersweep.paths import is_uri, join, local_copy, uri_credentials
 from hypersweep.ray_end import end_embedded_ray_with_process
+from hypersweep.resume import RESUMABLE_CHANGES
 from hypersweep.sweep import sweep
 
 _process_ends_after_main = False  # set by run(), which ends the process once main() returns
+
+
+# Overrides that say where and how a multirun's jobs run, not what they run: left out of a job's
+# experiment name, so that the same multirun resumes with them changed, as a single sweep does.
+NOT_IN_JOB_NAMES = (*RESUMABLE_CHANGES, "name", "dry_run")
+
+
+def _job_name(task_overrides: list[str]) -> str:
+    """A multirun job's experiment name: its overrides of what the sweep runs, sorted by key, as
+    `key=value` joined by commas; a '/' in a value becomes %2F, since a name is one folder."""
+    kept = []
+    for override in task_overrides:
+        key = override.split("=", 1)[0].lstrip("~+")
+        if not any(key == skip or key.startswith(f"{skip}.") for skip in NOT_IN_JOB_NAMES):
+            kept.append((key, override.replace("/", "%2F")))
+    return ",".join(override for _, override in sorted(kept))
 
 
 def _place_experiment(config: dict) -> None:
@@ -31,7 +48,7 @@ def _place_experiment(config: dict) -> None:
     hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
     if hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN:
         config["storage_path"] = join(config["storage_path"], config["name"])
-        config["name"] = hydra_config.job.override_dirname or str(hydra_config.job.num)
+        config["name"] = _job_name(list(hydra_config.overrides.task)) or str(hydra_config.job.num)
 
 
 def _last_job_of_process() -> bool:

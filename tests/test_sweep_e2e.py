@@ -157,6 +157,22 @@ def test_multirun_makes_one_experiment_per_hydra_job(tmp_path):
         assert len(json.loads(path.read_text())["trials"]) == 2
 
 
+def test_a_multirun_s_jobs_are_named_by_what_they_run_and_resume_where_and_however_launched(tmp_path):
+    # A job's name leaves out where and how it runs: a storage_path (whose '/' made every such
+    # multirun fail), and settings a resume may change.
+    swept = ("-m", *SMOKE, "seed=0,1", "num_samples=2", "train.max_epochs=1", "search=random")
+    done = run_launch(*swept, f"storage_path={tmp_path / 'out'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(path.parent.name for path in (tmp_path / "out" / "smoke").glob("*/summary.json"))
+    assert jobs == [f"experiment=smoke,num_samples=2,search=random,seed={seed},train.max_epochs=1"
+                    for seed in (0, 1)]
+    again = run_launch(*swept, f"storage_path={tmp_path / 'out'}", "resume_failed=retry", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("resuming the sweep in") == 2
+    folders = sorted(path.name for path in (tmp_path / "out" / "smoke").iterdir())
+    assert [name for name in folders if name != "hydra"] == jobs, "no new experiment"
+
+
 def test_the_console_script_runs_launch(tmp_path):
     script = Path(sys.executable).parent / "hypersweep"
     assert script.exists(), "pip install -e . installs the hypersweep console script"
