@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hypersweep.config import to_plain
 from hypersweep.errors import HypersweepError
+from hypersweep.hydra_errors import hydra_errors_in_one_line
 from hypersweep.paths import is_uri, join, local_copy, uri_credentials
 from hypersweep.ray_end import end_embedded_ray_with_process
 from hypersweep.resume import RESUMABLE_CHANGES
@@ -127,7 +128,8 @@ def run() -> None:
     global _process_ends_after_main
     _process_ends_after_main = True
     try:
-        main()
+        with hydra_errors_in_one_line():
+            main()
         code = 0
     except SystemExit as done:
         code = done.code

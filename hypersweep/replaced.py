@@ -1,7 +1,7 @@
-"""One of Ray's internals replaced for the length of a block, and put back after it.
+"""One of Ray's (or Hydra's) internals replaced for the length of a block, and put back after it.
 
-hypersweep changes a few private parts of Ray this way (each module says why); tests check that
-each is still there in the installed Ray.
+hypersweep changes a few private parts of Ray, and one of Hydra, this way (each module says why);
+tests check that each is still there in the installed versions.
 """
 
 from collections.abc import Iterator
@@ -14,8 +14,8 @@ def replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
     """`owner.name` (a class's own attribute, a module's global) is `replacement` inside the
     block; the original, exactly as it was (a staticmethod stays one), comes back after it."""
     if name not in vars(owner):
-        raise AttributeError(f"{owner.__name__}.{name} is not there: install a Ray version within "
-                             f"the range that hypersweep's pyproject.toml names")
+        raise AttributeError(f"{owner.__name__}.{name} is not there: install versions of Ray and Hydra "
+                             f"within the ranges that hypersweep's pyproject.toml names")
     original = vars(owner)[name]
     setattr(owner, name, replacement)
     try:

@@ -262,6 +262,21 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("override", "error"), [
+    ("experiment=nonexistent", "error: experiment: no option 'nonexistent'; choose one of digits_cnn, "
+                               "digits_cnn_pbt, digits_mlp, "),
+    ("optim.lrr=0.1", "error: optim.lrr: no such setting; check its spelling (python launch.py --cfg job "
+                      "shows every setting), or add a new one with +optim.lrr=0.1"),
+    ("optim.lr=[", "error: optim.lr=[: no viable alternative at input '['"),
+    ("~space.nothing", "error: Could not delete from config. 'space.nothing' does not exist."),
+])
+def test_hydra_s_command_line_errors_are_one_line_and_exit_code_2(tmp_path: Path, override, error):
+    done = run_launch(override, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(error), done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("override", "error"), [
     ("resources.gpu=1", "error: resources.gpu: a trial asks for 1 GPU but the cluster has no GPU"),
     ("data.val_fraction=0.9", "error: data.val_fraction + data.test_fraction must stay below 1"),
 ])

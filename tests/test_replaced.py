@@ -31,6 +31,6 @@ def test_a_module_global_is_replaced_inside_the_block_only():
 
 
 def test_an_internal_ray_no_longer_has_is_an_error_not_a_silent_skip():
-    with pytest.raises(AttributeError, match=r"^ray_part.gone is not there: install a Ray version"):
+    with pytest.raises(AttributeError, match=r"^ray_part.gone is not there: install versions of Ray"):
         with replaced(types.ModuleType("ray_part"), "gone", len):
             pass

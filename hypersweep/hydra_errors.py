@@ -1,0 +1,60 @@
+"""Hydra's errors about the command line in one line, as hypersweep's own errors are.
+
+A misspelt setting, a config group option that does not exist or an override Hydra cannot parse
+took Hydra several lines (the options one per line, its config search path, a hint about stack
+traces) and exit code 1. Now it is `error: KEY: what is wrong; the fix`, exit code 2, as for every
+other bad input. HYDRA_FULL_ERROR=1 still shows Hydra's own report with its stack trace.
+"""
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+from hypersweep.replaced import replaced
+
+EXIT_BAD_INPUT = 2  # as launch.py's config errors
+_UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'\.\s*To append to your config use (\S+)")
+
+
+def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
+    """The message of one of Hydra's command-line errors, in one line that names the key."""
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return f"{group}: no option '{option}'; choose one of {', '.join(error.options)}"
+    text = str(error)
+    if unknown := _UNKNOWN_KEY.search(text):
+        key, append = unknown.groups()
+        return (f"{key}: no such setting; check its spelling (python launch.py --cfg job shows every "
+                f"setting), or add a new one with {append}")
+    text = text.split("Config search path:")[0]
+    lines = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return f"{error.override}: {lines}" if isinstance(error, OverrideParseException) else lines
+
+
+@contextmanager
+def hydra_errors_in_one_line() -> Iterator[None]:
+    """Inside the block, Hydra's composition and override errors end the command with one line
+    on stderr and exit code 2."""
+    from hydra._internal import utils
+
+    report = utils.run_and_report
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        def run_or_say_in_one_line() -> Any:
+            try:
+                return func()
+            except (ConfigCompositionException, OverrideParseException) as error:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"error: {one_line(error)}", file=sys.stderr)
+                sys.exit(EXIT_BAD_INPUT)  # SystemExit goes through Hydra's report untouched
+
+        return report(run_or_say_in_one_line)
+
+    with replaced(utils, "run_and_report", run_and_report):
+        yield
