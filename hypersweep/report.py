@@ -10,6 +10,7 @@ best config as conf/experiment/<name>_best.yaml, and the sensitivity ranking to 
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -43,6 +44,10 @@ LEADERBOARD_SIZE = 10
 def _load_config(experiment: str) -> dict:
     path = os.path.join(experiment, SWEEP_FILE)
     if not os.path.exists(path):
+        jobs = sorted(str(sweep.parent) for sweep in Path(experiment).glob(f"*/{SWEEP_FILE}"))
+        if jobs:  # a multirun's folder: one experiment per job
+            raise ExperimentError(f"report: {experiment} holds the {len(jobs)} experiments of a multirun, "
+                                  f"one per job; report each, e.g. {shlex.quote(jobs[0])}")
         raise ExperimentError(f"report: {experiment} holds no sweep ({SWEEP_FILE} is missing); give "
                               f"the experiment directory, e.g. runs/digits_mlp")
     with open(path) as handle:

@@ -122,6 +122,16 @@ def test_report_of_a_directory_without_a_sweep_is_one_line(tmp_path, capsys):
         f"directory, e.g. runs/digits_mlp")
 
 
+def test_report_of_a_multirun_s_folder_names_its_experiments(tmp_path, capsys):
+    for job in ("seed=0", "seed=1"):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "sweep.json").write_text("{}")
+    assert report_main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: report: {tmp_path} holds the 2 experiments of a multirun, one per job; report each, "
+        f"e.g. {tmp_path / 'seed=0'}")
+
+
 def test_the_console_script_dispatches_report(planted):
     script = Path(sys.executable).parent / "hypersweep"
     done = subprocess.run([str(script), "report", str(planted / "runs" / "smoke"), "--conf-dir",
