@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hypersweep.config import to_plain
+from hypersweep.early_interrupt import ending_at_once_on_ctrl_c
 from hypersweep.errors import HypersweepError
 from hypersweep.hydra_errors import hydra_errors_in_one_line
 from hypersweep.paths import is_uri, join, local_copy, uri_credentials
@@ -128,7 +129,7 @@ def run() -> None:
     global _process_ends_after_main
     _process_ends_after_main = True
     try:
-        with hydra_errors_in_one_line():
+        with hydra_errors_in_one_line(), ending_at_once_on_ctrl_c():
             main()
         code = 0
     except SystemExit as done:

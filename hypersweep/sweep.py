@@ -14,9 +14,9 @@ from typing import Any
 from hypersweep.arrow_memory import arrow_uses_system_allocator
 from hypersweep.config import check_targets, validate
 from hypersweep.deferred_imports import defer_unused_imports
+from hypersweep.early_interrupt import EXIT_INTERRUPTED
 from schedulers.searchers import search_module
 
-EXIT_INTERRUPTED = 130  # what shells report for a run ended by Ctrl-C
 PREPARING_NICENESS = 10  # how much lower the preparing thread's CPU priority is (Linux)
 
 
@@ -129,6 +129,7 @@ def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str])
     """Start or resume the sweep, run it, save and print the outcome; returns the exit code."""
     from hypersweep import experiment
     from hypersweep.cluster import connect
+    from hypersweep.early_interrupt import hand_ctrl_c_to_the_sweep
     from hypersweep.lost_head import telling_when_the_head_is_lost
     from hypersweep.paths import LAUNCH_RECORDS, experiment_dir, experiment_location, is_uri
     from hypersweep.preflight import check_cluster
@@ -145,6 +146,7 @@ def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str])
         data = prepared()
         check_cluster(config)
         resume_with = resume_command(overrides)
+        hand_ctrl_c_to_the_sweep()
         with (stopping_on_sigterm(resume_with), without_ray_resume_hint(),
               telling_when_the_head_is_lost(resume_with)):
             outcome = experiment.run(config, dims, resume, groups, data)
