@@ -141,11 +141,11 @@ def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str])
     resume = should_resume(config, groups)
     if resume:
         print(f"resuming the sweep in {experiment_location(config)}", flush=True)
+    resume_with = resume_command(overrides)
     prepared = _start_preparing(config)
     with connect(config["cluster"]) as ray_logs:
         data = prepared()
         check_cluster(config)
-        resume_with = resume_command(overrides)
         hand_ctrl_c_to_the_sweep()
         with (stopping_on_sigterm(resume_with), without_ray_resume_hint(),
               telling_when_the_head_is_lost(resume_with)):
@@ -164,7 +164,6 @@ def _run(config: dict, dims: list, overrides: list[str], groups: dict[str, str])
     if ray_logs:
         print(f"ray logs: {ray_logs}", flush=True)
     if outcome.interrupted:
-        print(f"interrupted; the state is saved. Resume with: {resume_command(overrides)}",
-              flush=True)
+        print(f"interrupted; the state is saved. Resume with: {resume_with}", flush=True)
         return EXIT_INTERRUPTED
     return 0 if best is not None else 1
