@@ -3,10 +3,10 @@
 When the head's GCS goes, Ray's core waits for it (`gcs_rpc_server_reconnect_timeout_s`, 60 s,
 so that a head restarted with GCS fault tolerance finds its drivers still there), then ends the
 driver with exit code 1 and a line of its own about a GCS that was terminated: for that minute
-the console said nothing, and then nothing about the sweep. A thread now asks the GCS every second whether it
-still listens; once it has not for a few seconds in a row, it says what happened, how long Ray
-waits, and the command that resumes the sweep. Ray still decides the end: a head that comes back
-in time keeps the sweep going.
+the console said nothing, and then nothing about the sweep. A thread now asks the GCS every
+second whether it still listens; once it has not for a few seconds in a row, it says what
+happened, how long Ray waits, and the command that resumes the sweep. Ray still decides the end:
+a head that comes back in time keeps the sweep going.
 """
 
 import os
