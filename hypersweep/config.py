@@ -1,6 +1,5 @@
 """From Hydra's composed config to validated plain data, before anything expensive runs."""
 
-import ast
 import importlib.util
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from hypersweep.dotted import get_path, has_path
 from hypersweep.errors import ConfigError
 from hypersweep.paths import is_uri, uri_credentials
+from hypersweep.target_source import defined_in_source, parameters
 from schedulers.searchers import check_search
 from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
@@ -52,6 +52,12 @@ def _is_number(value: Any, low: float, strict: bool = False) -> bool:
 
 
 TARGET_KEYS = ("model._target_", "data._target_", "trainable")
+# What a model's or data loader's target is called, and the arguments that hypersweep adds to
+# its section's settings, with where they come from.
+_ADDED_ARGUMENTS = {
+    "model": ("model", {"input_shape": "the shape of one example", "num_classes": "from the data"}),
+    "data": ("data loader", {"seed": "the sweep's seed, for the split"}),
+}
 _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("name", lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v,
      "a non-empty name without '/'"),
@@ -178,6 +184,9 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     _check_pbt_schedule(config, live_settings)
     for key in TARGET_KEYS:
         _check_module_exists(key, config)
+    _check_arguments("data", config)
+    if config["trainable"] == DEFAULT_TRAINABLE:  # a trainable of one's own may build its model otherwise
+        _check_arguments("model", config)
     if import_targets:
         check_targets(config)
     return dims
@@ -194,33 +203,35 @@ def check_targets(config: dict) -> None:
     so that a missing name is a one-line error.
     """
     for key in TARGET_KEYS:
-        if key == "trainable" or not _defined_in_source(str(get_path(config, key, None))):
+        if key == "trainable" or not defined_in_source(str(get_path(config, key, None))):
             _import(key, config)
 
 
-def _defined_in_source(target: str) -> bool:
-    """Whether the source of the target's module binds its name at the top level (a class, a
-    function, an assignment or an import); False when that cannot be read."""
-    module, _, name = target.rpartition(".")
-    try:
-        spec = importlib.util.find_spec(module)
-        with open(spec.origin) as handle:
-            tree = ast.parse(handle.read())
-    except (AttributeError, ImportError, OSError, SyntaxError, TypeError, ValueError):
-        return False
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            bound = [node.name]
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            bound = [target.id for target in targets if isinstance(target, ast.Name)]
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            bound = [alias.asname or alias.name.split(".")[0] for alias in node.names]
-        else:
-            continue
-        if name in bound:
-            return True
-    return False
+def _check_arguments(section: str, config: dict) -> None:
+    """Check a model or data section's settings against its target's parameters, as read from
+    its source: each setting is passed to it by name, with what hypersweep adds."""
+    spec = config[section]
+    target = spec["_target_"]
+    found = parameters(str(target))
+    if found is None:
+        return
+    kind, added = _ADDED_ARGUMENTS[section]
+    settings = [name for name in spec if name != "_target_"]
+    for name in added:
+        if name not in found.names and not found.takes_any:
+            raise ConfigError(f"{section}._target_: {target} takes no argument {name!r}, which "
+                              f"hypersweep gives every {kind} ({added[name]}); add that parameter")
+    own = [name for name in found.names if name not in added]
+    for name in settings:
+        if name not in found.names and not found.takes_any:
+            raise ConfigError(f"{section}.{name}: {target} takes no argument {name!r} (it takes "
+                              f"{', '.join(own) or 'none of its own'}); remove the setting "
+                              f"(~{section}.{name} on the command line) or add the parameter")
+    for name in found.required:
+        if name not in settings and name not in added:
+            raise ConfigError(f"{section}.{name}: {target} needs this argument, which the config "
+                              f"does not set; set it ({section}.{name}: VALUE in its yaml, or "
+                              f"+{section}.{name}=VALUE on the command line)")
 
 
 def _check_module_exists(key: str, config: dict) -> None:

@@ -13,9 +13,10 @@ import ray
 import torch
 
 from hypersweep import sweep as sweep_module
-from hypersweep.config import _defined_in_source, check_targets, validate
+from hypersweep.config import check_targets, validate
 from hypersweep.errors import ConfigError
 from hypersweep.sweep import PREPARING_NICENESS, sweep
+from hypersweep.target_source import defined_in_source
 from tests.conftest import CONF, ROOT, run_launch
 from trainables.targets import build
 
@@ -347,7 +348,7 @@ def test_targets_are_found_in_their_source_or_else_imported(tmp_path: Path, monk
         "size: int = 3\nalias = Net\nglobals()['dynamic'] = Net\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     defined = {name for name in ("json", "joined", "Net", "make", "size", "alias", "dynamic", "path")
-               if _defined_in_source(f"made_here.{name}")}
+               if defined_in_source(f"made_here.{name}")}
     assert defined == {"json", "joined", "Net", "make", "size", "alias"}
     config = {"model": {"_target_": "made_here.dynamic"}, "data": {"_target_": "made_here.make"},
               "trainable": "made_here.Net"}
@@ -370,3 +371,81 @@ def test_a_users_trainable_is_imported_by_validation_only_when_pbt_asks_what_it_
                                           r"\(the trainable can change optim.momentum\)"):
         validate(pbt, import_targets=False)
     assert "own_trainable" in sys.modules
+
+
+OWN_PARTS = '''
+class Net:
+    def __init__(self, input_shape, num_classes, width=8, *, depth):
+        pass
+
+class Open:
+    def __init__(self, input_shape, num_classes, **options):
+        pass
+
+class Blind:
+    def __init__(self, input_shape, width=8):
+        pass
+
+class Inherits(Net):
+    pass
+
+def loader(val_fraction=0.2, test_fraction=0.2, as_images=False):
+    pass
+
+def seeded_loader(val_fraction, test_fraction, as_images, seed):
+    pass
+'''
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "error"),
+    [
+        ({"width": 4}, {}, "model.depth: own_parts.Net needs this argument, which the config does not "
+                           "set; set it (model.depth: VALUE in its yaml, or +model.depth=VALUE on the "
+                           "command line)"),
+        ({"width": 4, "depth": 2, "colour": 1}, {},
+         "model.colour: own_parts.Net takes no argument 'colour' (it takes width, depth); remove the "
+         "setting (~model.colour on the command line) or add the parameter"),
+        ({"_target_": "own_parts.Blind"}, {},
+         "model._target_: own_parts.Blind takes no argument 'num_classes', which hypersweep gives every "
+         "model (from the data); add that parameter"),
+        ({"depth": 2}, {"_target_": "own_parts.loader"},
+         "data._target_: own_parts.loader takes no argument 'seed', which hypersweep gives every data "
+         "loader (the sweep's seed, for the split); add that parameter"),
+        ({"depth": 2}, {"_target_": "own_parts.seeded_loader", "test_fraction": 0.2, "as_images": False},
+         "data.val_fraction: own_parts.seeded_loader needs this argument"),
+        # Nothing to refuse: settings it takes, **options, a constructor the source does not show.
+        ({"depth": 2}, {"_target_": "own_parts.seeded_loader", "val_fraction": 0.2, "test_fraction": 0.2,
+                        "as_images": False}, None),
+        ({"_target_": "own_parts.Open", "colour": 1}, {}, None),
+        ({"_target_": "own_parts.Inherits", "colour": 1}, {}, None),
+    ],
+)
+def test_a_model_or_data_loader_that_does_not_take_its_settings_is_refused_before_ray_starts(
+        compose_config, tmp_path: Path, monkeypatch, model, data, error):
+    # Read from the source: the model's module (which imports torch) is not imported.
+    (tmp_path / "own_parts.py").write_text(OWN_PARTS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "own_parts", raising=False)
+    config = compose_config("~space.model")
+    config["model"] = {"_target_": "own_parts.Net", **model}
+    config["data"] = data or config["data"]
+    if error is None:
+        validate(config, import_targets=False)
+    else:
+        with pytest.raises(ConfigError) as raised:
+            validate(config, import_targets=False)
+        assert str(raised.value).startswith(error)
+    assert "own_parts" not in sys.modules
+
+
+def test_a_users_own_trainable_may_build_its_model_from_other_settings(compose_config, tmp_path: Path,
+                                                                      monkeypatch):
+    (tmp_path / "own_parts.py").write_text(OWN_PARTS + "\nclass Trainable:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = compose_config("~space.model", "trainable=own_parts.Trainable")
+    config["model"] = {"_target_": "own_parts.Net", "colour": 1}
+    validate(config, import_targets=False)
+    config["data"] = {**config["data"], "_target_": "own_parts.loader"}  # the driver calls it, as ever
+    with pytest.raises(ConfigError, match="data._target_: own_parts.loader takes no argument 'seed'"):
+        validate(config, import_targets=False)
