@@ -101,6 +101,16 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
 ]
 
 
+def _check_sections(config: dict) -> None:
+    """Name a section replaced by a single value (`optim=2`) itself, rather than by the first
+    setting that went with it."""
+    for path, _, _ in _CHECKS:
+        section = path.partition(".")[0]
+        if section != path and not isinstance(config.get(section), dict):
+            raise ConfigError(f"{section}: needs a section of settings, got {config.get(section)!r}; "
+                              f"set its settings one at a time, e.g. {path}=VALUE")
+
+
 def _check_pbt_schedule(config: dict, live_settings: tuple[str, ...] | None) -> None:
     schedule = config.get("pbt_schedule") or []
     if not isinstance(schedule, list):
@@ -162,6 +172,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     targets (model, data, trainable) are checked last; without `import_targets`, the caller
     checks them later with `check_targets`.
     """
+    _check_sections(config)
     for path, ok, need in _CHECKS:
         value = get_path(config, path, None)
         if not ok(value):

@@ -36,6 +36,28 @@ def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
     return f"{error.override}: {lines}" if isinstance(error, OverrideParseException) else lines
 
 
+def group_value_one_line(error: ValueError) -> str | None:
+    """One line for Hydra's ValueError about a config group set to something other than an
+    option's name (`model=null`, `search=4`); None for any other ValueError.
+
+    Hydra's message does not say which group: that is read from the frame that raised it, which
+    was reading that override, with the group's options from its config repository.
+    """
+    if not str(error).startswith("Config group override"):
+        return None
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    found = trace.tb_frame.f_locals if trace is not None else {}
+    override, repo = found.get("override"), found.get("repo")
+    if override is None:
+        return str(error)
+    group = override.key_or_group.lstrip("~")
+    options = repo.get_group_options(group) if repo is not None else []
+    choose = f"choose one of {', '.join(options)}" if options else "python launch.py --help lists its options"
+    return f"{group}: needs the name of one of its options, got {override.input_line!r}; {choose}"
+
+
 @contextmanager
 def hydra_errors_in_one_line() -> Iterator[None]:
     """Inside the block, Hydra's composition and override errors end the command with one line
@@ -48,10 +70,11 @@ def hydra_errors_in_one_line() -> Iterator[None]:
         def run_or_say_in_one_line() -> Any:
             try:
                 return func()
-            except (ConfigCompositionException, OverrideParseException) as error:
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            except (ConfigCompositionException, OverrideParseException, ValueError) as error:
+                line = group_value_one_line(error) if isinstance(error, ValueError) else one_line(error)
+                if line is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
-                print(f"error: {one_line(error)}", file=sys.stderr)
+                print(f"error: {line}", file=sys.stderr)
                 sys.exit(EXIT_BAD_INPUT)  # SystemExit goes through Hydra's report untouched
 
         return report(run_or_say_in_one_line)

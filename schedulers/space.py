@@ -110,7 +110,12 @@ def parse_space(config: dict) -> list[Dimension]:
 
     Raises ConfigError naming the first bad spec, before anything expensive runs.
     """
-    dims = [_parse_spec(path, spec, config) for path, spec in iter_specs(config.get("space") or {})]
+    space = config.get("space") or {}
+    if not isinstance(space, dict):
+        raise ConfigError(f"space: needs a tree of config paths and their specs, got {space!r}; "
+                          f"change one dimension at a time, e.g. "
+                          f"'space.optim.lr={{type:loguniform,low:1e-4,high:0.1}}'")
+    dims = [_parse_spec(path, spec, config) for path, spec in iter_specs(space)]
     if not dims:
         raise ConfigError("space: no hyperparameter to tune; add one, e.g. "
                           "'+space.optim.lr={type:loguniform,low:1e-4,high:0.1}'")

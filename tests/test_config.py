@@ -117,6 +117,10 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
          "module trainables.models has no Nope)"),
         (["train.epochs_per_step=30"], "train.epochs_per_step: 30 is more than train.max_epochs (20)"),
         (["name=???"], "name: no value given (???)"),
+        (["optim=2"], "optim: needs a section of settings, got 2; set its settings one at a time, e.g. "
+                      "optim.lr=VALUE"),
+        (["~resources"], "resources: needs a section of settings, got None;"),
+        (["space=3"], "space: needs a tree of config paths and their specs, got 3;"),
         (["resources.gpu=1.5"], "resources.gpu: needs a number of GPUs >= 0: a fraction up to 1"),
         (["+space.data._target_={type:choice,values:[trainables.data.load_digits]}"],
          "space.data._target_: the data set itself cannot be tuned"),
@@ -262,6 +266,10 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path):
                       "shows every setting), or add a new one with +optim.lrr=0.1"),
     ("optim.lr=[", "error: optim.lr=[: no viable alternative at input '['"),
     ("~space.nothing", "error: Could not delete from config. 'space.nothing' does not exist."),
+    ("model=null", "error: model: needs the name of one of its options, got 'model=null'; choose one of "
+                   "cnn, mlp, transformer"),
+    ("search=4", "error: search: needs the name of one of its options, got 'search=4'; choose one of "
+                 "grid, hyperopt, random"),
 ])
 def test_hydra_s_command_line_errors_are_one_line_and_exit_code_2(tmp_path: Path, override, error):
     # Hydra refuses them before running anything: nothing is written.
@@ -274,6 +282,7 @@ def test_hydra_s_command_line_errors_are_one_line_and_exit_code_2(tmp_path: Path
 @pytest.mark.parametrize(("override", "error"), [
     ("resources.gpu=1", "error: resources.gpu: a trial asks for 1 GPU but the cluster has no GPU"),
     ("data.val_fraction=0.9", "error: data.val_fraction + data.test_fraction must stay below 1"),
+    ("data.val_fraction=null", "error: data.val_fraction: needs a fraction between 0 and 1, got None"),
 ])
 def test_a_dry_run_refuses_what_the_run_would_refuse_before_its_first_trial(tmp_path: Path, override, error):
     # A preview that passes must be a sweep that starts: the data set's and the cluster's checks too.

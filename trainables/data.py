@@ -40,7 +40,7 @@ def split(features: np.ndarray, labels: np.ndarray, val_fraction: float, test_fr
           seed: int) -> SplitData:
     """Stratified train/validation/test split of one labelled array."""
     for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 < fraction < 1:
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
             raise ConfigError(f"data.{name}: needs a fraction between 0 and 1, got {fraction!r}")
     if val_fraction + test_fraction >= 1:
         raise ConfigError(f"data.val_fraction + data.test_fraction must stay below 1 "
