@@ -76,6 +76,8 @@ _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optim.step_epochs", lambda v: _is_number(v, 0, strict=True), "a number of epochs > 0"),
     ("optim.step_gamma", lambda v: _is_number(v, 0, strict=True) and v <= 1,
      "a factor in (0, 1]"),
+    ("optim.weight_decay", lambda v: _is_number(v, 0), "a number >= 0"),
+    ("optim.momentum", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
     ("optim.beta1", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
     ("optim.beta2", lambda v: _is_number(v, 0) and v < 1, "a number in [0, 1)"),
     ("augment.shift", lambda v: _is_int(v, 0), "a whole number of pixels >= 0"),
@@ -109,6 +111,28 @@ def _check_sections(config: dict) -> None:
         if section != path and not isinstance(config.get(section), dict):
             raise ConfigError(f"{section}: needs a section of settings, got {config.get(section)!r}; "
                               f"set its settings one at a time, e.g. {path}=VALUE")
+
+
+def _check_space_values(dims: list[Dimension]) -> None:
+    """Every value the space can give a checked setting passes that setting's check: a bad one
+    would fail only the trials that draw it, after the sweep started."""
+    checks = {path: (ok, need) for path, ok, need in _CHECKS}
+    for dim in dims:
+        if dim.path not in checks:
+            continue
+        ok, need = checks[dim.path]
+        if dim.type in ("choice", "grid"):
+            values, fix = dim.values, f"remove it from space.{dim.path}.values"
+        elif dim.type == "int":
+            values, fix = (int(dim.low), int(dim.high)), "narrow the range"
+        else:  # the ends of the range, and a fraction between them, as it draws
+            values, fix = (dim.low, dim.high, (dim.low + dim.high) / 2), "narrow the range"
+        for value in values:
+            if not ok(value):
+                if dim.type in ("uniform", "loguniform") and ok(round(value)):
+                    fix = "use type: int for whole numbers"
+                raise ConfigError(f"space.{dim.path}: {dim.path} needs {need}, and the space can give "
+                                  f"it {value!r}; {fix}")
 
 
 def _check_pbt_schedule(config: dict, live_settings: tuple[str, ...] | None) -> None:
@@ -189,6 +213,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
         raise ConfigError("space.data._target_: the data set itself cannot be tuned; run one "
                           "sweep per data set (python launch.py -m data=digits,...)")
     dims = parse_space(config)
+    _check_space_values(dims)
     check_search(config, dims)
     live_settings = _live_settings(config)
     check_scheduler(config, dims, live_settings)

@@ -29,6 +29,12 @@ def one_line(error: ConfigCompositionException | OverrideParseException) -> str:
     text = str(error)
     if unknown := _UNKNOWN_KEY.search(text):
         key, append = unknown.groups()
+        missing = getattr(error.__cause__, "full_key", None)
+        if missing and missing.startswith(f"{key}."):
+            # The key exists: Hydra merges a {...} value into it, and the merge met a new field.
+            return (f"{key}: a {{...}} value is merged into the one there, which has no "
+                    f"{missing[len(key) + 1:]!r}; to replace it whole, remove it first: "
+                    f"'~{key}' '{append}'")
         return (f"{key}: no such setting; check its spelling (python launch.py --cfg job shows every "
                 f"setting), or add a new one with {append}")
     text = text.split("Config search path:")[0]

@@ -121,6 +121,19 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
                       "optim.lr=VALUE"),
         (["~resources"], "resources: needs a section of settings, got None;"),
         (["space=3"], "space: needs a tree of config paths and their specs, got 3;"),
+        (["optim.weight_decay=-1"], "optim.weight_decay: needs a number >= 0, got -1"),
+        # Every value the space can give a setting passes the setting's own check.
+        (["+space.optim.schedule={type:choice,values:[none,bogus]}"],
+         "space.optim.schedule: optim.schedule needs one of none, step, cosine, onecycle, and the space "
+         "can give it 'bogus'; remove it from space.optim.schedule.values"),
+        (["space.train.batch_size.values=[0,32,64]"],
+         "space.train.batch_size: train.batch_size needs a whole number >= 1, and the space can give it 0"),
+        (["+space.optim.momentum={type:uniform,low:0.5,high:1.0}"],
+         "space.optim.momentum: optim.momentum needs a number in [0, 1), and the space can give it 1.0; "
+         "narrow the range"),
+        (["~space.train.batch_size", "+space.train.batch_size={type:uniform,low:16,high:128}"],
+         "space.train.batch_size: train.batch_size needs a whole number >= 1, and the space can give it "
+         "72.0; use type: int for whole numbers"),
         (["resources.gpu=1.5"], "resources.gpu: needs a number of GPUs >= 0: a fraction up to 1"),
         (["+space.data._target_={type:choice,values:[trainables.data.load_digits]}"],
          "space.data._target_: the data set itself cannot be tuned"),
@@ -266,6 +279,9 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path):
                       "shows every setting), or add a new one with +optim.lrr=0.1"),
     ("optim.lr=[", "error: optim.lr=[: no viable alternative at input '['"),
     ("~space.nothing", "error: Could not delete from config. 'space.nothing' does not exist."),
+    ("space.optim.lr={type:choice,values:[0.01]}",
+     "error: space.optim.lr: a {...} value is merged into the one there, which has no 'values'; to "
+     "replace it whole, remove it first: '~space.optim.lr' '+space.optim.lr={type:choice,values:[0.01]}'"),
     ("model=null", "error: model: needs the name of one of its options, got 'model=null'; choose one of "
                    "cnn, mlp, transformer"),
     ("search=4", "error: search: needs the name of one of its options, got 'search=4'; choose one of "
