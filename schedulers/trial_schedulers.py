@@ -109,6 +109,18 @@ def build_scheduler(config: dict, dims: list[Dimension]) -> Any:
     return FIFOScheduler()
 
 
+def _diverged_cutoffs_quiet() -> Any:
+    """Numpy's warnings off while ASHA computes a rung's cutoff.
+
+    A diverged trial reports the worst metric, -inf for max; a cutoff that falls between two of
+    them is -inf + (-inf - -inf) * t, nan, and numpy printed two lines of RuntimeWarning on the
+    sweep's console for each. The decision is the same as at -inf: no result is below either.
+    """
+    import numpy as np
+
+    return np.errstate(invalid="ignore")
+
+
 def build_asha(config: dict) -> Any:
     """Ray's ASHA, which with `keep_baseline` lets the defaults' trial train to the end."""
     # Subclassed here, so that the config checks never import Ray (as PBT's scheduler is).
@@ -139,12 +151,17 @@ def build_asha(config: dict) -> Any:
                 self.baseline = trial.trial_id
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-            decision = super().on_trial_result(tune_controller, trial, result)  # records the rung
+            with _diverged_cutoffs_quiet():
+                decision = super().on_trial_result(tune_controller, trial, result)  # records the rung
             if trial.trial_id == self.baseline and decision == TrialScheduler.STOP \
                     and result.get(self._time_attr, 0) < self._max_t:
                 self._num_stopped -= 1
                 return TrialScheduler.CONTINUE
             return decision
+
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+            with _diverged_cutoffs_quiet():
+                super().on_trial_complete(tune_controller, trial, result)
 
     settings = config["scheduler"]
     return BaselineASHA(

@@ -125,3 +125,22 @@ def test_a_resumed_asha_measures_new_trials_against_the_reports_from_before_the_
     # Rungs at 1, 2, 4 and 8 epochs: three epochs reach the first two, for each of 4 trials.
     assert resume(with_reports=True) == (8, TrialScheduler.STOP)
     assert resume(with_reports=False) == (0, TrialScheduler.CONTINUE)
+
+
+def test_a_rung_of_diverged_trials_decides_quietly(recwarn):
+    # A diverged trial reports -inf; numpy warned of "invalid value" when a cutoff fell between two.
+    from ray.tune.schedulers import TrialScheduler
+
+    asha = build_asha(_config(keep_baseline=False))
+    asha.set_search_properties("val_acc", "max")
+    trials = [_trial(f"d{i}", 0.05 + i * 0.01) for i in range(3)] + [_trial("ok", 0.01)]
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    decisions = {trial.trial_id: asha.on_trial_result(None, trial, {
+        "training_iteration": 1, "val_acc": 0.9 if trial.trial_id == "ok" else float("-inf")})
+        for trial in trials}
+    asha.on_trial_complete(None, trials[0], {"training_iteration": 1, "val_acc": float("-inf")})
+    assert decisions["ok"] == TrialScheduler.CONTINUE
+    assert [decisions[f"d{i}"] for i in range(3)] == [TrialScheduler.CONTINUE] * 3, "none is below -inf"
+    warned = [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert not warned
