@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from hypersweep import storage
+from hypersweep.diverged import diverged_values
 from hypersweep.dotted import set_path
 from hypersweep.errors import ExperimentError, HypersweepError
 from hypersweep.paths import GROUPS_FILE, REPORT_FILE, SWEEP_FILE, is_uri, join
@@ -100,6 +101,7 @@ def build_report(experiment: str) -> dict:
         "rungs": _rung_counts(config, records),
         "pbt": _pbt_section(experiment, best),
         "sensitivity": importance(records, dims, mode, seed=config["seed"]),
+        "diverged": diverged_values(records, dims),
     }
     report["kinds"] = _by_kind(dims, report["sensitivity"])
     return report
@@ -189,6 +191,8 @@ def markdown(report: dict, images: dict[str, str], best_file: Path | None, comma
         tuned = ", ".join(f"{k}={_value(v)}" for k, v in record["tuned"].items())
         lines.append(f"| {record['trial_id']} | {record['metric']:.4f} | {record['epochs']} | "
                      f"{record['status']} | {tuned} |")
+    if report["diverged"]:
+        lines += _diverged_markdown(report)
     if report["rungs"]:
         lines += ["", "## ASHA rungs", "", "| rung (epochs) | trials that reached it |", "|---|---|"]
         lines += [f"| {rung['epochs']} | {rung['trials']} |" for rung in report["rungs"]]
@@ -199,6 +203,22 @@ def markdown(report: dict, images: dict[str, str], best_file: Path | None, comma
         lines += [f"- {f['trials']} x `{f['error']}`" for f in report["failures"]]
     lines += [""] + [f"![{title}]({path})" for title, path in images.items()]
     return "\n".join(lines) + "\n"
+
+
+def _diverged_markdown(report: dict) -> list[str]:
+    counts = report["counts"]
+    trained = sum(counts.get(status, 0) for status in RANKED)
+    said = (f"Their values beside those of the {trained} trials that trained; in bold where the two "
+            f"do not overlap, a region the next sweep can leave out." if trained else
+            "No trial trained: narrow the space towards the defaults (the learning rate first).")
+    lines = ["", "## Diverged trials", "",
+             f"{counts['diverged']} of {report['trials']} trials diverged: their loss stopped being "
+             f"finite, or stayed at chance. {said}",
+             "", "| hyperparameter | diverged | trained |", "|---|---|---|"]
+    for row in report["diverged"]:
+        name = f"**{row['name']}**" if row["apart"] else row["name"]
+        lines.append(f"| {name} | {row['diverged']} | {row['trained']} |")
+    return lines
 
 
 def _kinds_markdown(kinds: list[dict]) -> list[str]:
@@ -245,6 +265,10 @@ def short_text(report: dict, command: str) -> str:
                      + (f"; defaults {baseline['metric']:.4f}, "
                         f"{gain_text(report['gain'], report['mode'], metric)}"
                         if report["gain"] is not None else ""))
+    apart = [row for row in report["diverged"] if row["apart"]]
+    if apart:
+        lines.append("diverged apart from the trials that trained: " + "; ".join(
+            f"{row['name']} {row['diverged']} (trained: {row['trained']})" for row in apart))
     if report["sensitivity"]:
         lines.append("mattered most: " + ", ".join(
             f"{e['name']} {e['score']:.2f}" for e in report["sensitivity"][:4]))

@@ -5,6 +5,7 @@ over epochs towards that value. Deterministic, so a retrained config gives the s
 """
 
 import json
+import math
 import os
 
 from ray import tune
@@ -26,6 +27,9 @@ class PlantedTrainable(tune.Trainable):
     def step(self) -> dict:
         self.epoch += 1
         model = self.settings["model"]
+        if model["x"] > model.get("diverge_above", math.inf):  # a planted region where training blows up
+            return {"val_acc": -math.inf, "val_loss": math.inf, "epoch": self.epoch, "diverged": True,
+                    "done": True}
         accuracy = planted_accuracy(model["x"], model["y"], self.epoch)
         return {"val_acc": accuracy, "val_loss": 1 - accuracy, "epoch": self.epoch,
                 "diverged": False, "done": self.epoch >= self.settings["train"]["max_epochs"]}

@@ -156,3 +156,23 @@ def test_a_sweep_that_minimizes_says_how_much_lower_the_best_ended(tmp_path, cap
     assert f"tuning lowered val_loss by {report['gain']:.4f}" in capsys.readouterr().out
     assert f"**Tuning lowered val_loss by {report['gain']:.4f}** over the defaults." in \
         (experiment / "report.md").read_text()
+
+
+def test_the_report_shows_where_the_diverged_trials_lie(tmp_path, capsys):
+    # The planted trainable diverges wherever model.x > 0.8: the report must find that region.
+    done = run_launch(*PLANTED, "num_samples=16", "+model.diverge_above=0.8", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    experiment = tmp_path / "runs" / "smoke"
+    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf")]) == 0
+    report = json.loads((experiment / "report.json").read_text())
+    rows = {row["name"]: row for row in report["diverged"]}
+    low, high = (float(end) for end in rows["model.x"]["diverged"].split(" .. "))
+    trained_high = float(rows["model.x"]["trained"].split(" .. ")[1])
+    assert 0.8 <= low <= high < 1 and trained_high <= 0.8
+    assert rows["model.x"]["apart"] and not rows["model.z"]["apart"]
+    assert report["counts"]["diverged"] >= 1
+    printed = capsys.readouterr().out
+    assert f"diverged apart from the trials that trained: model.x {low:.2g} .. {high:.2g}" in printed
+    markdown = (experiment / "report.md").read_text()
+    assert f"{report['counts']['diverged']} of 16 trials diverged" in markdown
+    assert f"| **model.x** | {rows['model.x']['diverged']} | {rows['model.x']['trained']} |" in markdown
