@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from hypersweep.cli import versions_text
 from hypersweep.config import to_plain
 from hypersweep.early_interrupt import ending_at_once_on_ctrl_c
 from hypersweep.errors import HypersweepError
@@ -126,6 +127,9 @@ def run() -> None:
     outcome, for nothing, since the process ends anyway. For the same reason an embedded Ray is
     left to end with the process (hypersweep/ray_end.py).
     """
+    if sys.argv[1:] in (["--version"], ["-V"]):  # hypersweep's, not only Hydra's
+        print(versions_text())
+        sys.exit(0)
     global _process_ends_after_main
     _process_ends_after_main = True
     try:
