@@ -15,11 +15,7 @@ from hypersweep.records import TrialRecord, load_records
 from hypersweep.replaced import replaced
 from hypersweep.resume import record_start
 from schedulers.searchers import build_search
-from schedulers.space import (
-    Dimension,
-    discrete_combinations,
-    param_space,
-)
+from schedulers.space import Dimension, param_space, planned_trials
 from schedulers.trial_schedulers import build_scheduler
 from trainables.data import SplitData
 from trainables.targets import build, import_target
@@ -27,13 +23,6 @@ from trainables.targets import build, import_target
 # A value the user set for Ray's own variable wins over hypersweep's.
 _USER_MAX_PENDING = os.environ.get("TUNE_MAX_PENDING_TRIALS_PG")
 _USER_SNAPSHOT_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
-
-
-def planned_trials(config: dict, dims: list[Dimension]) -> int:
-    """How many trials the sweep will run: num_samples, times the grid for grid search."""
-    if config["search"]["name"] == "grid":
-        return discrete_combinations(dims) * config["num_samples"]
-    return config["num_samples"]
 
 
 def pending_trials(config: dict, slots: int) -> int | None:

@@ -5,7 +5,7 @@ from collections import Counter
 from hypersweep.paths import experiment_dir, experiment_location, is_uri, join
 from hypersweep.records import TrialRecord, gain, gain_text
 from schedulers.pbt import read_lineage, schedule_of
-from schedulers.space import Dimension, discrete_combinations
+from schedulers.space import Dimension, discrete_combinations, planned_trials
 from schedulers.trial_schedulers import (
     describe_scheduler,
     estimated_epochs,
@@ -29,9 +29,9 @@ def plan_text(config: dict, dims: list[Dimension]) -> str:
     """The lines printed before Ray starts: what the sweep is about to do."""
     continuous = [d for d in dims if not d.is_discrete]
     width = max(len(d.path) for d in dims)
-    trials = config["num_samples"]
-    if config["search"]["name"] == "grid":
-        trials = f"{discrete_combinations(dims) * config['num_samples']:,} (the grid x num_samples)"
+    trials = f"{planned_trials(config, dims):,}"
+    if any(dim.is_grid(config["search"]["name"]) for dim in dims):
+        trials += " (the grid x num_samples)"
     lines = [
         f"hypersweep: experiment {config['name']} in {experiment_location(config)}",
         f"  trials:    {trials}; the first runs the config's own defaults (the baseline)",

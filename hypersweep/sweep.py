@@ -27,7 +27,6 @@ def _dry_run(config: dict, dims: list) -> int:
     the storage's), so that a preview that passes is a sweep that starts.
     """
     from hypersweep.cluster import alive_nodes, connect
-    from hypersweep.experiment import planned_trials
     from hypersweep.preflight import (
         check_cluster,
         check_resources,
@@ -36,6 +35,7 @@ def _dry_run(config: dict, dims: list) -> int:
         trial_request,
     )
     from hypersweep.summary import dry_run_text
+    from schedulers.space import planned_trials
 
     _prepare(config)
     request = trial_request(config["resources"])

@@ -20,7 +20,7 @@ from typing import Any
 from hypersweep.dotted import get_path, nested, set_path
 from hypersweep.errors import ConfigError
 from hypersweep.storage import live_file
-from schedulers.space import Dimension, tuned_values
+from schedulers.space import Dimension, planned_trials, tuned_values
 
 LINEAGE_FILE = "pbt_lineage.jsonl"
 
@@ -58,9 +58,9 @@ def check_pbt(config: dict, dims: list[Dimension], live_settings: Iterable[str] 
     if not isinstance(settings.get("keep_baseline"), bool):
         raise ConfigError(f"scheduler.keep_baseline: needs true or false, "
                           f"got {settings.get('keep_baseline')!r}")
-    if config["num_samples"] < 2:
-        raise ConfigError(f"num_samples: PBT needs a population of at least 2 trials, got "
-                          f"{config['num_samples']}")
+    population = planned_trials(config, dims)
+    if population < 2:
+        raise ConfigError(f"num_samples: PBT needs a population of at least 2 trials, got {population}")
     mutable = settings.get("mutable")
     if not isinstance(mutable, list) or not mutable:
         raise ConfigError(f"scheduler.mutable: needs the list of hyperparameters PBT may change "

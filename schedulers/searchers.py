@@ -76,5 +76,9 @@ def build_search(config: dict, dims: list[Dimension]) -> Any:
         return SearchedValuesTags(search)
     from schedulers.active_variants import ActiveOnlyVariants
 
-    return ActiveOnlyVariants(points_to_evaluate=[baseline], random_state=config["seed"],
+    # Ray's point replaces one sample, grid included: the grid dimensions are left out of it (each
+    # grid runs the defaults' value first), or it would take the place of a whole grid.
+    sampled = [dim for dim in dims if not dim.is_grid(config["search"]["name"])]
+    point = baseline_point(config, sampled)
+    return ActiveOnlyVariants(points_to_evaluate=[point] if point else None, random_state=config["seed"],
                               max_concurrent=config["max_concurrent"])

@@ -68,14 +68,24 @@ class Dimension:
             return False
         return self.low <= value <= self.high
 
-    def to_tune(self, as_grid: bool = False) -> Any:
-        """The Ray Tune domain for this dimension (`as_grid` turns choices into a grid)."""
+    def is_grid(self, search: str) -> bool:
+        """Whether Ray runs every value of this dimension in each sample (under `search`)."""
+        return self.type == "grid" or (search == "grid" and self.type in ("choice", "int"))
+
+    def grid_values(self) -> list:
+        """Every value of a discrete dimension, in order."""
+        if self.type == "int":
+            return list(range(int(self.low), int(self.high) + 1))
+        return list(self.values)
+
+    def to_tune(self, as_grid: bool = False, default: Any = None) -> Any:
+        """The Ray Tune domain for this dimension (`as_grid` turns choices into a grid). A grid
+        runs `default` first: the sweep's first trial is then the baseline (the defaults)."""
         from ray import tune
 
-        if self.type == "grid" or (as_grid and self.type == "choice"):
-            return tune.grid_search(list(self.values))
-        if as_grid and self.type == "int":
-            return tune.grid_search(list(range(int(self.low), int(self.high) + 1)))
+        if self.is_grid("grid" if as_grid else ""):
+            values = self.grid_values()
+            return tune.grid_search(sorted(values, key=lambda value: value != default))
         if self.type == "choice":
             return tune.choice(list(self.values))
         if self.type == "uniform":
@@ -254,6 +264,13 @@ def discrete_combinations(dims: list[Dimension]) -> int:
     return math.prod(d.size for d in dims if d.is_discrete)
 
 
+def planned_trials(config: dict, dims: list[Dimension]) -> int:
+    """How many trials the sweep runs: num_samples, each with every combination of the grid
+    dimensions (all discrete ones under search=grid, those of type grid otherwise)."""
+    search = config["search"]["name"]
+    return config["num_samples"] * math.prod(d.size for d in dims if d.is_grid(search))
+
+
 def param_space(config: dict, dims: list[Dimension], as_grid: bool = False,
                 with_domains: bool = True) -> dict:
     """The whole config with a Ray Tune domain at each tuned path: Tuner's param_space.
@@ -263,7 +280,7 @@ def param_space(config: dict, dims: list[Dimension], as_grid: bool = False,
     space = deepcopy(config)
     for dim in dims:
         if with_domains:
-            set_path(space, dim.path, dim.to_tune(as_grid))
+            set_path(space, dim.path, dim.to_tune(as_grid, default=get_path(config, dim.path)))
         if dim.when:  # what a trial whose conditions fail trains with
             set_path(space, f"space.{dim.path}.default", get_path(config, dim.path))
     return space

@@ -221,3 +221,29 @@ def test_max_concurrent_caps_the_trials_running_at_once_for_every_search(tmp_pat
     running = [int(n) for n in re.findall(r"^\[\d/4\] .* \| (\d+) running, ", done.stdout, re.M)]
     assert running == [0, 0, 0, 0], done.stdout[-2000:]
     assert "max_concurrent_trials` will be ignored" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("search", "space", "trials"), [
+    # Every combination of lr and dropout, once: the defaults (0.001, 0.2) are one of the four.
+    ("grid", ("+space.optim.lr={type:choice,values:[0.01,0.001]}",
+              "+space.model.dropout={type:choice,values:[0.0,0.2]}"), 4),
+    # Two random draws of lr, each run with both optimizers.
+    ("random", ("+space.optim.lr={type:loguniform,low:1e-4,high:0.1}",
+                "+space.optim.name={type:grid,values:[sgd,adam]}"), 4),
+])
+def test_a_grid_runs_every_combination_each_sample_with_the_defaults_first(tmp_path, search, space, trials):
+    # Ray's baseline point replaces one sample: with its grid values in it, it took the place of a
+    # whole grid (a grid of 4 with num_samples=1 ran the baseline alone and said "interrupted").
+    samples = 1 if search == "grid" else 2
+    done = run_launch("experiment=smoke", f"search={search}", "scheduler=fifo", "~space.model",
+                      "~space.optim", "~space.train", *space, f"num_samples={samples}",
+                      "train.max_epochs=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"trials:    {trials} (the grid x num_samples); the first runs the config's own defaults" \
+        in done.stdout
+    assert f"trials: {trials} = {trials} finished" in done.stdout and "interrupted" not in done.stdout
+    summary = _summary(tmp_path / "runs" / "smoke")
+    tried = [tuple(sorted(trial["tuned"].items())) for trial in summary["trials"]]
+    assert len(set(tried)) == trials, "no combination twice"
+    assert summary["baseline"]["trial_id"].endswith("_00000"), "the defaults' trial comes first"
+    assert summary["baseline"]["tuned"]["optim.lr"] == 0.001
