@@ -342,3 +342,28 @@ def test_the_schedule_follows_exploits_back_through_the_donors():
         {"epoch": 0, "values": {"lr": 1}}, {"epoch": 2, "values": {"lr": 3}},
         {"epoch": 4, "values": {"lr": 4}}, {"epoch": 6, "values": {"lr": 5}}]
     assert schedule_of("a", events[:2]) == [{"epoch": 0, "values": {"lr": 1}}]
+
+
+def test_a_diverged_member_is_replaced_by_a_top_member_and_the_population_keeps_its_size(tmp_path):
+    # A grid of 4: two members at a learning rate of 1e6 diverge at once. Before, each ended there
+    # and PBT went on with 2; now each goes on, scoring the worst, to the perturbation at epoch 2,
+    # where it copies a top member (its weights and its learning rate) and trains on from there.
+    done = run_launch("experiment=digits_mlp_pbt", "search=grid", "~space.model", "~space.optim",
+                      "~space.train", "+space.optim.lr={type:choice,values:[0.001,1000000.0]}",
+                      "+space.model.dropout={type:choice,values:[0.0,0.2]}",
+                      "scheduler.mutable=[model.dropout]", "num_samples=1", "optim.name=sgd",
+                      "train.max_epochs=6", "scheduler.perturbation_interval=2",
+                      "scheduler.quantile_fraction=0.5", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    experiment = tmp_path / "runs" / "digits_mlp_pbt"
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert [t["status"] for t in summary["trials"]] == ["finished"] * 4
+    exploited = {e["trial_id"] for e in read_lineage(str(experiment)) if e["event"] == "exploit"}
+    blown = [t for t in summary["trials"] if t["started_with"]["optim.lr"] == 1e6]
+    assert len(blown) == 2
+    for trial in blown:
+        rows = _rows(Path(trial["path"]))
+        assert [row["diverged"] for row in rows] == [True, True, False, False, False, False]
+        assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5, 6]
+        assert trial["trial_id"] in exploited and trial["tuned"]["optim.lr"] == 0.001
+        assert rows[-1]["val_acc"] > 0.1

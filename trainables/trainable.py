@@ -303,7 +303,10 @@ class TorchTrainable(tune.Trainable):
         self.board.scalars({**measured, f"best_{metric}": self.best, **changing}, step=self.epoch)
         result["diverged"] = self.diverged
         patience = train.get("patience", 0)
-        result["done"] = (self.diverged or self.epoch >= train["max_epochs"]
+        # Under PBT a diverged member goes on, scoring the worst, to its next perturbation, where
+        # PBT copies a top member's weights and values over it: the population keeps its size.
+        ends_diverged = self.diverged and self.settings["scheduler"]["name"] != "pbt"
+        result["done"] = (ends_diverged or self.epoch >= train["max_epochs"]
                           or bool(patience) and self.since_best >= patience)
         return result
 
