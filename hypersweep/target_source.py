@@ -53,9 +53,10 @@ def defined_in_source(target: str) -> bool:
 def parameters(target: str) -> Parameters | None:
     """The keyword parameters of a function, or of a class's own `__init__`, that its module
     defines at the top level; None when the source does not say (a name bound by an assignment
-    or an import, an inherited or decorated constructor, positional-only parameters)."""
+    or an import, a decorated class, an inherited or decorated constructor, positional-only
+    parameters)."""
     node = _binding(target)
-    if isinstance(node, ast.ClassDef):
+    if isinstance(node, ast.ClassDef) and not node.decorator_list:  # @dataclass writes its own
         inits = [item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"]
         if not inits or inits[-1].decorator_list:
             return None

@@ -414,6 +414,11 @@ class Blind:
 class Inherits(Net):
     pass
 
+@decorated
+class Decorated:
+    def __init__(self, input_shape, num_classes):
+        pass
+
 def loader(val_fraction=0.2, test_fraction=0.2, as_images=False):
     pass
 
@@ -444,6 +449,7 @@ def seeded_loader(val_fraction, test_fraction, as_images, seed):
                         "as_images": False}, None),
         ({"_target_": "own_parts.Open", "colour": 1}, {}, None),
         ({"_target_": "own_parts.Inherits", "colour": 1}, {}, None),
+        ({"_target_": "own_parts.Decorated", "colour": 1}, {}, None),
     ],
 )
 def test_a_model_or_data_loader_that_does_not_take_its_settings_is_refused_before_ray_starts(
