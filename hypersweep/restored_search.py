@@ -170,10 +170,14 @@ def grow(search: Any, planned: int) -> None:
         return
     if isinstance(search, SearchGenerator):
         search._total_samples = planned  # Ray 2.x; tests check it is still there
-    elif isinstance(search, BasicVariantGenerator) and _samples_one_trial_each(search):
+    elif isinstance(search, BasicVariantGenerator):
+        from ray.tune.search.variant_generator import _count_spec_samples
+
         iterator = search._iterators[-1]
-        iterator.num_samples += more
-        iterator.num_samples_left += more
+        # A sample of a random search with grid dimensions runs every point of the grid.
+        samples = more // _count_spec_samples(iterator.unresolved_spec, num_samples=1)
+        iterator.num_samples += samples
+        iterator.num_samples_left += samples
         search._total_samples = planned
         search._finished = False
 

@@ -29,6 +29,7 @@ from hypersweep.paths import (
     join,
     stays_in_place,
 )
+from schedulers.space import parse_space, planned_trials
 
 # Keys that may change between the launch that starts a sweep and the one that resumes it.
 RESUMABLE_CHANGES = ("cluster", "storage_path", "resume", "resume_failed", "allow_version_change")
@@ -144,8 +145,10 @@ def _check_can_grow(config: dict, saved_samples: int) -> None:
 def _grow(saved: dict, config: dict) -> None:
     """Record a sweep's new, larger num_samples in its saved config `saved`, so that later launches
     resume it as it is now."""
+    more = planned_trials(config, parse_space(config)) // config["num_samples"] \
+        * (config["num_samples"] - saved["num_samples"])  # each sample runs the grid, if any
     print(f"num_samples {saved['num_samples']} -> {config['num_samples']}: the sweep runs "
-          f"{config['num_samples'] - saved['num_samples']} trials more", flush=True)
+          f"{more} trials more", flush=True)
     _save_own_files(config, {SWEEP_FILE: {**saved, "num_samples": config["num_samples"]}})
 
 

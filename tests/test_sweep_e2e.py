@@ -227,7 +227,7 @@ def test_max_concurrent_caps_the_trials_running_at_once_for_every_search(tmp_pat
     # Every combination of lr and dropout, once: the defaults (0.001, 0.2) are one of the four.
     ("grid", ("+space.optim.lr={type:choice,values:[0.01,0.001]}",
               "+space.model.dropout={type:choice,values:[0.0,0.2]}"), 4),
-    # Two random draws of lr, each run with both optimizers.
+    # Two samples, each run with both optimizers (Ray draws lr anew for each point of the grid).
     ("random", ("+space.optim.lr={type:loguniform,low:1e-4,high:0.1}",
                 "+space.optim.name={type:grid,values:[sgd,adam]}"), 4),
 ])
@@ -247,3 +247,18 @@ def test_a_grid_runs_every_combination_each_sample_with_the_defaults_first(tmp_p
     assert len(set(tried)) == trials, "no combination twice"
     assert summary["baseline"]["trial_id"].endswith("_00000"), "the defaults' trial comes first"
     assert summary["baseline"]["tuned"]["optim.lr"] == 0.001
+
+
+def test_a_random_search_with_a_grid_grows_by_whole_grids(tmp_path):
+    # The search grew by none before: Ray's samples each run the grid, and it added trials as if
+    # each sample were one.
+    args = ("experiment=smoke", "search=random", "scheduler=fifo", "~space.model", "~space.optim",
+            "~space.train", "+space.optim.lr={type:loguniform,low:1e-4,high:0.1}",
+            "+space.optim.name={type:grid,values:[sgd,adam]}", "train.max_epochs=1")
+    assert run_launch(*args, "num_samples=2", cwd=tmp_path).returncode == 0
+    grown = run_launch(*args, "num_samples=3", cwd=tmp_path)
+    assert grown.returncode == 0, grown.stdout[-2000:] + grown.stderr[-3000:]
+    assert "num_samples 2 -> 3: the sweep runs 2 trials more" in grown.stdout
+    summary = _summary(tmp_path / "runs" / "smoke")
+    assert len({tuple(sorted(trial["tuned"].items())) for trial in summary["trials"]}) == 6
+    assert sorted(trial["tuned"]["optim.name"] for trial in summary["trials"]) == ["adam"] * 3 + ["sgd"] * 3
