@@ -130,15 +130,11 @@ def _group_changes(path: str, groups: dict[str, str]) -> list[tuple[str, Any, An
 
 
 def _check_can_grow(config: dict, saved_samples: int) -> None:
-    """Refuse to add trials to a sweep whose search cannot take more: PBT's population trains
-    side by side from the start, and a grid's every repeat would train the same trials again (each
-    trial's seed follows from the seed and its values)."""
+    """Refuse to add trials to a PBT sweep: its population trains side by side from the start. (A
+    grid never repeats: the config check refuses num_samples above 1 for it.)"""
     undo = f"resume it with num_samples={saved_samples}, or start a new sweep with name=..."
     if config["scheduler"]["name"] == "pbt":
         raise ExperimentError(f"num_samples: a PBT population cannot grow once it trains "
-                              f"({saved_samples} -> {config['num_samples']}); {undo}")
-    if config["search"]["name"] == "grid":
-        raise ExperimentError(f"num_samples: more repeats of a grid train the same trials again "
                               f"({saved_samples} -> {config['num_samples']}); {undo}")
 
 

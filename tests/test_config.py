@@ -51,7 +51,7 @@ def test_every_group_option_composes_and_validates(compose_config, group, option
     if (group, option) == ("scheduler", "pbt"):
         extra.append("search=random")  # PBT searches by itself
     if (group, option) == ("search", "grid"):
-        extra += ["~space.optim.lr", "+space.optim.lr={type:choice,values:[0.001,0.01]}"]
+        extra += ["num_samples=1", "~space.optim.lr", "+space.optim.lr={type:choice,values:[0.001,0.01]}"]
     config = compose_config(f"{group}={option}", *extra)
     validate(config)
 
@@ -110,6 +110,9 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["scheduler.bracket_shares=optuna"],
          "scheduler.bracket_shares: unknown rule 'optuna'; use hyperband or ray"),
         (["search=grid"], "space.optim.lr: search=grid needs discrete dimensions"),
+        (["search=grid", "~space.optim.lr"],
+         "num_samples: search=grid runs every combination, and 32 repeats would train each the same "
+         "way 32 times (a trial's seed follows from the sweep's seed and its values); set num_samples=1"),
         (["model._target_=nowhere.Net"], "model._target_: cannot import 'nowhere.Net' (no module"),
         # The module exists, the name does not: found when the targets are imported (Ray stopped).
         (["model._target_=trainables.models.Nope"],
