@@ -9,6 +9,8 @@ from typing import Any
 
 from hypersweep import storage
 from hypersweep.cluster import alive_nodes
+from hypersweep.config import DEFAULT_TRAINABLE
+from hypersweep.errors import ConfigError
 from hypersweep.paths import experiment_dir, experiment_location, is_uri
 from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
@@ -85,7 +87,13 @@ def load_data(config: dict) -> Any:
     """The experiment's data set, loaded once on the driver; trials get it from Ray's object store
     (a trial whose data settings differ loads its own, from `source`)."""
     data = build(config["data"], seed=config["seed"])
-    return replace(data, source=config["data"]) if isinstance(data, SplitData) else data
+    if isinstance(data, SplitData):
+        return replace(data, source=config["data"])
+    if config["trainable"] == DEFAULT_TRAINABLE:  # a trainable of one's own takes what it is given
+        raise ConfigError(f"data._target_: {config['data']['_target_']} returned a "
+                          f"{type(data).__name__}, and TorchTrainable trains on a SplitData; return "
+                          f"trainables.data.split(features, labels, val_fraction, test_fraction, seed)")
+    return data
 
 
 def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str],

@@ -302,6 +302,11 @@ def test_hydra_s_command_line_errors_are_one_line_and_exit_code_2(tmp_path: Path
     ("resources.gpu=1", "error: resources.gpu: a trial asks for 1 GPU but the cluster has no GPU"),
     ("data.val_fraction=0.9", "error: data.val_fraction + data.test_fraction must stay below 1"),
     ("data.val_fraction=null", "error: data.val_fraction: needs a fraction between 0 and 1, got None"),
+    # Each trial failed on it before, with a traceback ("'tuple' object has no attribute 'source'").
+    ("data._target_=tests.unsplit_data.load_digits_unsplit",
+     "error: data._target_: tests.unsplit_data.load_digits_unsplit returned a tuple, and TorchTrainable "
+     "trains on a SplitData; return trainables.data.split(features, labels, val_fraction, test_fraction, "
+     "seed)"),
 ])
 def test_a_dry_run_refuses_what_the_run_would_refuse_before_its_first_trial(tmp_path: Path, override, error):
     # A preview that passes must be a sweep that starts: the data set's and the cluster's checks too.
