@@ -71,7 +71,11 @@ def outcome_text(config: dict, records: list[TrialRecord], best: TrialRecord | N
     count_text = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if s != "unfinished" or counts[s])
     lines = [f"trials: {len(records)} = {count_text}"]
     if best is None:
-        lines.append(f"no trial produced a finite {metric}")
+        said = f"no trial produced a finite {metric}"
+        if records and counts["diverged"] == len(records):
+            said += ("; every trial diverged (its loss stopped being finite, or stayed at chance): "
+                     "lower the learning rate's range first")
+        lines.append(said)
     else:
         lines.append(f"best trial {best.trial_id}: {metric} {best.metric:.4f} after "
                      f"{best.epochs} epochs")

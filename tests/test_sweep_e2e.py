@@ -262,3 +262,14 @@ def test_a_random_search_with_a_grid_grows_by_whole_grids(tmp_path):
     summary = _summary(tmp_path / "runs" / "smoke")
     assert len({tuple(sorted(trial["tuned"].items())) for trial in summary["trials"]}) == 6
     assert sorted(trial["tuned"]["optim.name"] for trial in summary["trials"]) == ["adam"] * 3 + ["sgd"] * 3
+
+
+def test_a_sweep_where_every_trial_diverges_says_what_to_change(tmp_path):
+    done = run_launch("experiment=smoke", "num_samples=2", "optim.name=sgd",
+                      "~space.optim.name", "optim.lr=50", "space.optim.lr.low=10", "space.optim.lr.high=100",
+                      cwd=tmp_path)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "trials: 2 = 0 finished, 0 stopped early, 2 diverged, 0 failed" in done.stdout
+    assert ("no trial produced a finite val_acc; every trial diverged (its loss stopped being finite, or "
+            "stayed at chance): lower the learning rate's range first") in done.stdout
+    assert "RuntimeWarning" not in done.stderr
