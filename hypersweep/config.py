@@ -56,7 +56,7 @@ TARGET_KEYS = ("model._target_", "data._target_", "trainable")
 # its section's settings, with where they come from.
 _ADDED_ARGUMENTS = {
     "model": ("model", {"input_shape": "the shape of one example", "num_classes": "from the data"}),
-    "data": ("data loader", {"seed": "the sweep's seed, for the split"}),
+    "data": ("data loader", {"seed": "the sweep's seed=..., for the split"}),
 }
 _CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
     ("name", lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v,
@@ -259,6 +259,10 @@ def _check_arguments(section: str, config: dict) -> None:
                               f"hypersweep gives every {kind} ({added[name]}); add that parameter")
     own = [name for name in found.names if name not in added]
     for name in settings:
+        if name in added:
+            raise ConfigError(f"{section}.{name}: hypersweep gives every {kind} {name} "
+                              f"({added[name]}); remove the setting (~{section}.{name} on the "
+                              f"command line)")
         if name not in found.names and not found.takes_any:
             raise ConfigError(f"{section}.{name}: {target} takes no argument {name!r} (it takes "
                               f"{', '.join(own) or 'none of its own'}); remove the setting "

@@ -444,12 +444,15 @@ def seeded_loader(val_fraction, test_fraction, as_images, seed):
         ({"width": 4, "depth": 2, "colour": 1}, {},
          "model.colour: own_parts.Net takes no argument 'colour' (it takes width, depth); remove the "
          "setting (~model.colour on the command line) or add the parameter"),
+        ({"depth": 2, "num_classes": 10}, {},
+         "model.num_classes: hypersweep gives every model num_classes (from the data); remove the "
+         "setting (~model.num_classes on the command line)"),
         ({"_target_": "own_parts.Blind"}, {},
          "model._target_: own_parts.Blind takes no argument 'num_classes', which hypersweep gives every "
          "model (from the data); add that parameter"),
         ({"depth": 2}, {"_target_": "own_parts.loader"},
          "data._target_: own_parts.loader takes no argument 'seed', which hypersweep gives every data "
-         "loader (the sweep's seed, for the split); add that parameter"),
+         "loader (the sweep's seed=..., for the split); add that parameter"),
         ({"depth": 2}, {"_target_": "own_parts.seeded_loader", "test_fraction": 0.2, "as_images": False},
          "data.val_fraction: own_parts.seeded_loader needs this argument"),
         # Nothing to refuse: settings it takes, **options, a constructor the source does not show.
