@@ -10,6 +10,7 @@ from typing import Any
 from hypersweep import storage
 from hypersweep.cluster import alive_nodes
 from hypersweep.config import DEFAULT_TRAINABLE
+from hypersweep.dotted import get_path
 from hypersweep.errors import ConfigError
 from hypersweep.paths import experiment_dir, experiment_location, is_uri
 from hypersweep.preflight import concurrent_trials, trial_request
@@ -88,12 +89,26 @@ def load_data(config: dict) -> Any:
     (a trial whose data settings differ loads its own, from `source`)."""
     data = build(config["data"], seed=config["seed"])
     if isinstance(data, SplitData):
+        if config["trainable"] == DEFAULT_TRAINABLE:
+            _check_shift_fits(config, data)
         return replace(data, source=config["data"])
     if config["trainable"] == DEFAULT_TRAINABLE:  # a trainable of one's own takes what it is given
         raise ConfigError(f"data._target_: {config['data']['_target_']} returned a "
                           f"{type(data).__name__}, and TorchTrainable trains on a SplitData; return "
                           f"trainables.data.split(features, labels, val_fraction, test_fraction, seed)")
     return data
+
+
+def _check_shift_fits(config: dict, data: SplitData) -> None:
+    """Shifting needs images: with other examples each trial failed on it, with retries."""
+    spec = get_path(config, "space.augment.shift", None)
+    shifts = [config["augment"]["shift"]]
+    if isinstance(spec, dict):
+        shifts += [*spec.get("values", []), spec.get("high", 0)]
+    if any(shifts) and len(data.input_shape) != 3:
+        raise ConfigError(f"augment.shift: shifting needs images (channels, height, width), and "
+                          f"{config['data']['_target_']} gives examples of shape {data.input_shape}; "
+                          f"use data=digits_images or augment.shift=0")
 
 
 def run(config: dict, dims: list[Dimension], resume: bool, groups: dict[str, str],
