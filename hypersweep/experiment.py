@@ -17,6 +17,7 @@ from hypersweep.preflight import concurrent_trials, trial_request
 from hypersweep.records import TrialRecord, load_records
 from hypersweep.replaced import replaced
 from hypersweep.resume import record_start
+from hypersweep.target_source import class_constant
 from schedulers.searchers import build_search
 from schedulers.space import Dimension, param_space, planned_trials
 from schedulers.trial_schedulers import build_scheduler
@@ -90,6 +91,7 @@ def load_data(config: dict) -> Any:
     data = build(config["data"], seed=config["seed"])
     if isinstance(data, SplitData):
         if config["trainable"] == DEFAULT_TRAINABLE:
+            _check_model_fits(config, data)
             _check_shift_fits(config, data)
         return replace(data, source=config["data"])
     if config["trainable"] == DEFAULT_TRAINABLE:  # a trainable of one's own takes what it is given
@@ -97,6 +99,17 @@ def load_data(config: dict) -> Any:
                           f"{type(data).__name__}, and TorchTrainable trains on a SplitData; return "
                           f"trainables.data.split(features, labels, val_fraction, test_fraction, seed)")
     return data
+
+
+def _check_model_fits(config: dict, data: SplitData) -> None:
+    """A model that declares the shape of its examples (INPUT_DIMS, read from its source: the
+    driver does not import torch) gets examples of that many dimensions."""
+    target = config["model"]["_target_"]
+    needs = class_constant(str(target), "INPUT_DIMS")
+    if isinstance(needs, tuple) and len(needs) != len(data.input_shape):
+        raise ConfigError(f"model._target_: {target} needs examples of shape ({', '.join(needs)}), and "
+                          f"{config['data']['_target_']} gives {data.input_shape}; choose data of that "
+                          f"shape (data=digits_images: images; data=mnist1d: sequences)")
 
 
 def _check_shift_fits(config: dict, data: SplitData) -> None:

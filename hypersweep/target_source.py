@@ -8,6 +8,7 @@ arguments the target takes, before the sweep starts rather than as a TypeError i
 import ast
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,19 @@ def parameters(target: str) -> Parameters | None:
                  if default is None]
     return Parameters(names=tuple(arg.arg for arg in positional + args.kwonlyargs),
                       required=tuple(required), takes_any=args.kwarg is not None)
+
+
+def class_constant(target: str, name: str) -> Any:
+    """The literal value a class that the target's module defines at the top level assigns to
+    `name` in its body (`INPUT_DIMS = ("length",)`); None when there is none, or not a literal."""
+    node = _binding(target)
+    if not isinstance(node, ast.ClassDef):
+        return None
+    for item in node.body:
+        if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name
+                                                for t in item.targets):
+            try:
+                return ast.literal_eval(item.value)
+            except ValueError:
+                return None
+    return None

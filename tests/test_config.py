@@ -302,6 +302,9 @@ def test_hydra_s_command_line_errors_are_one_line_and_exit_code_2(tmp_path: Path
     ("resources.gpu=1", "error: resources.gpu: a trial asks for 1 GPU but the cluster has no GPU"),
     ("data.val_fraction=0.9", "error: data.val_fraction + data.test_fraction must stay below 1"),
     ("data.val_fraction=null", "error: data.val_fraction: needs a fraction between 0 and 1, got None"),
+    ("model=cnn", "error: model._target_: trainables.models.SmallCNN needs examples of shape (channels, "
+                  "height, width), and trainables.data.load_digits gives (64,); choose data of that shape "
+                  "(data=digits_images: images; data=mnist1d: sequences)"),
     ("augment.shift=2", "error: augment.shift: shifting needs images (channels, height, width), and "
                         "trainables.data.load_digits gives examples of shape (64,); use data=digits_images "
                         "or augment.shift=0"),

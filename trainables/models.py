@@ -58,11 +58,13 @@ class MLP(nn.Module):
 class SmallCNN(nn.Module):
     """Two same-padded convolutions (each normalized), one 2x2 pooling, then a dense layer."""
 
+    INPUT_DIMS = ("channels", "height", "width")  # the driver reads it from this source
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: int = 32,
                  kernel_size: int = 3, hidden_units: int = 128, dropout: float = 0.0,
                  activation: str = "relu", norm: str = "none"):
         super().__init__()
-        if len(input_shape) != 3:
+        if len(input_shape) != len(self.INPUT_DIMS):
             raise ValueError(f"SmallCNN needs images (channels, height, width), got input shape "
                              f"{input_shape}; use data=digits_images")
         in_channels, height, width = input_shape
@@ -92,11 +94,13 @@ class SequenceTransformer(nn.Module):
     layers follow, and the mean over tokens is classified.
     """
 
+    INPUT_DIMS = ("length",)  # the driver reads it from this source
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
                  width: int = 64, heads: int = 4, dropout: float = 0.1, activation: str = "gelu",
                  patch: int = 2, kernel_size: int = 5):
         super().__init__()
-        if len(input_shape) != 1:
+        if len(input_shape) != len(self.INPUT_DIMS):
             raise ValueError(f"SequenceTransformer needs sequences (length,), got input shape "
                              f"{input_shape}; use data=mnist1d")
         if width % heads:
