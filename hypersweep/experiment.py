@@ -87,7 +87,9 @@ class Outcome:
 
 def load_data(config: dict) -> Any:
     """The experiment's data set, loaded once on the driver; trials get it from Ray's object store
-    (a trial whose data settings differ loads its own, from `source`)."""
+    (a trial whose data settings differ loads its own, from `source`). For TorchTrainable it must
+    be a SplitData that the model and the augmentation can take: ConfigError otherwise, before
+    any trial."""
     data = build(config["data"], seed=config["seed"])
     if isinstance(data, SplitData):
         if config["trainable"] == DEFAULT_TRAINABLE:

@@ -90,6 +90,6 @@ def class_constant(target: str, name: str) -> Any:
                                                 for t in item.targets):
             try:
                 return ast.literal_eval(item.value)
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError):
                 return None
     return None
