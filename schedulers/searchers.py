@@ -41,16 +41,16 @@ def check_search(config: dict, dims: list[Dimension]) -> None:
         if continuous:
             raise ConfigError(f"space.{continuous[0]}: search=grid needs discrete dimensions; "
                               f"give it as {{type: choice, values: [...]}}")
-        repeats = config["num_samples"]
-        if repeats > 1 and config["scheduler"]["name"] != "pbt":
-            raise ConfigError(f"num_samples: search=grid runs every combination, and {repeats} repeats "
-                              f"would train each the same way {repeats} times (a trial's seed follows "
-                              f"from the sweep's seed and its values); set num_samples=1")
         conditional = [d.path for d in dims if tuned_parents(d, tuned)]
         if conditional:
             raise ConfigError(f"space.{conditional[0]}.when: a grid would run the same trial once "
                               f"for each of its values where the condition fails; use "
                               f"search=random or search=hyperopt")
+        repeats = config["num_samples"]
+        if repeats > 1 and config["scheduler"]["name"] != "pbt":
+            raise ConfigError(f"num_samples: search=grid runs every combination, and {repeats} repeats "
+                              f"would train each the same way {repeats} times (a trial's seed follows "
+                              f"from the sweep's seed and its values); set num_samples=1")
 
 
 def build_search(config: dict, dims: list[Dimension]) -> Any:
