@@ -83,9 +83,8 @@ class Dimension:
         runs `default` first: the sweep's first trial is then the baseline (the defaults)."""
         from ray import tune
 
-        if self.is_grid("grid" if as_grid else ""):
-            values = self.grid_values()
-            return tune.grid_search(sorted(values, key=lambda value: value != default))
+        if self.type == "grid" or (as_grid and self.type in ("choice", "int")):
+            return tune.grid_search(sorted(self.grid_values(), key=lambda value: value != default))
         if self.type == "choice":
             return tune.choice(list(self.values))
         if self.type == "uniform":
