@@ -11,7 +11,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from hypersweep.dotted import get_path, has_path
 from hypersweep.errors import ConfigError
 from hypersweep.paths import is_uri, uri_credentials
-from hypersweep.target_source import defined_in_source, parameters
+from hypersweep.target_source import class_constant, defined_in_source, parameters
 from schedulers.searchers import check_search
 from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
@@ -58,7 +58,9 @@ _ADDED_ARGUMENTS = {
     "model": ("model", {"input_shape": "the shape of one example", "num_classes": "from the data"}),
     "data": ("data loader", {"seed": "the sweep's seed=..., for the split"}),
 }
-_CHECKS: list[tuple[str, Callable[[Any], bool], str]] = [
+# A setting's path, whether a value passes, and what it needs (for the error).
+Check = tuple[str, Callable[[Any], bool], str]
+_CHECKS: list[Check] = [
     ("name", lambda v: isinstance(v, str) and v.strip() != "" and "/" not in v,
      "a non-empty name without '/'"),
     ("seed", lambda v: _is_int(v, 0), "a whole number >= 0"),
@@ -113,10 +115,25 @@ def _check_sections(config: dict) -> None:
                               f"set its settings one at a time, e.g. {path}=VALUE")
 
 
-def _check_space_values(dims: list[Dimension]) -> None:
+def _model_choices(config: dict) -> list[Check]:
+    """Checks for the model settings that take one of a fixed set of values, as the shipped
+    trainable's model declares them (CHOICES, read from its source), for those the config sets."""
+    model = config.get("model")
+    if config.get("trainable") != DEFAULT_TRAINABLE or not isinstance(model, dict):
+        return []
+    target = str(model.get("_target_"))
+    choices = class_constant(target, "CHOICES")
+    if not isinstance(choices, dict):
+        return []
+    return [(f"model.{name}", lambda value, allowed=tuple(allowed): value in allowed,
+             f"one of {', '.join(map(str, allowed))} (what {target} takes)")
+            for name, allowed in choices.items() if name in model]
+
+
+def _check_space_values(dims: list[Dimension], checks_made: list[Check]) -> None:
     """Every value the space can give a checked setting passes that setting's check: a bad one
     would fail only the trials that draw it, after the sweep started."""
-    checks = {path: (ok, need) for path, ok, need in _CHECKS}
+    checks = {path: (ok, need) for path, ok, need in checks_made}
     for dim in dims:
         if dim.path not in checks:
             continue
@@ -197,7 +214,8 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     checks them later with `check_targets`.
     """
     _check_sections(config)
-    for path, ok, need in _CHECKS:
+    checks = _CHECKS + _model_choices(config)
+    for path, ok, need in checks:
         value = get_path(config, path, None)
         if not ok(value):
             raise ConfigError(f"{path}: needs {need}, got {value!r}")
@@ -213,7 +231,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
         raise ConfigError("space.data._target_: the data set itself cannot be tuned; run one "
                           "sweep per data set (python launch.py -m data=digits,...)")
     dims = parse_space(config)
-    _check_space_values(dims)
+    _check_space_values(dims, checks)
     check_search(config, dims)
     live_settings = _live_settings(config)
     check_scheduler(config, dims, live_settings)

@@ -20,35 +20,43 @@ class Parameters:
     takes_any: bool  # a **kwargs parameter takes every other keyword too
 
 
-def _binding(target: str) -> ast.stmt | None:
-    """The last top-level statement of the target's module that binds its name (a class, a
-    function, an assignment or an import); None when there is none or the source cannot be read."""
-    module, _, name = target.rpartition(".")
+def _module_tree(module: str) -> ast.Module | None:
+    """The parsed source of a module, found without running it; None when it cannot be read."""
     try:
         spec = importlib.util.find_spec(module)
         with open(spec.origin) as handle:
-            tree = ast.parse(handle.read())
+            return ast.parse(handle.read())
     except (AttributeError, ImportError, OSError, SyntaxError, TypeError, ValueError):
         return None
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    """The names a top-level statement binds (a class, a function, an assignment or an import)."""
+    if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return [node.name]
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [target.id for target in targets if isinstance(target, ast.Name)]
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return [alias.asname or alias.name.split(".")[0] for alias in node.names]
+    return []
+
+
+def _binding(target: str) -> tuple[ast.stmt, ast.Module] | tuple[None, None]:
+    """The last top-level statement of the target's module that binds its name, with the module's
+    tree; (None, None) when there is none or the source cannot be read."""
+    module, _, name = target.rpartition(".")
+    tree = _module_tree(module)
     found = None
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            bound = [node.name]
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            bound = [target.id for target in targets if isinstance(target, ast.Name)]
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            bound = [alias.asname or alias.name.split(".")[0] for alias in node.names]
-        else:
-            continue
-        if name in bound:
+    for node in tree.body if tree else []:
+        if name in _bound_names(node):
             found = node
-    return found
+    return (found, tree) if found else (None, None)
 
 
 def defined_in_source(target: str) -> bool:
     """Whether the source of the target's module binds its name at the top level."""
-    return _binding(target) is not None
+    return _binding(target)[0] is not None
 
 
 def parameters(target: str) -> Parameters | None:
@@ -56,7 +64,7 @@ def parameters(target: str) -> Parameters | None:
     defines at the top level; None when the source does not say (a name bound by an assignment
     or an import, a decorated class, an inherited or decorated constructor, positional-only
     parameters)."""
-    node = _binding(target)
+    node, _ = _binding(target)
     if isinstance(node, ast.ClassDef) and not node.decorator_list:  # @dataclass writes its own
         inits = [item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"]
         if not inits or inits[-1].decorator_list:
@@ -79,17 +87,33 @@ def parameters(target: str) -> Parameters | None:
                       required=tuple(required), takes_any=args.kwarg is not None)
 
 
+class _InlineModuleConstants(ast.NodeTransformer):
+    """Replaces each name that the module binds to a literal at the top level by that literal,
+    so that `CHOICES = {"norm": NORMS}` reads as the tuple NORMS holds."""
+
+    def __init__(self, tree: ast.Module):
+        self.values = {}
+        for node in tree.body:
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                for name in _bound_names(node):
+                    self.values[name] = node.value
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:  # noqa: N802 (ast's naming)
+        return self.values.get(node.id, node)
+
+
 def class_constant(target: str, name: str) -> Any:
     """The literal value a class that the target's module defines at the top level assigns to
-    `name` in its body (`INPUT_DIMS = ("length",)`); None when there is none, or not a literal."""
-    node = _binding(target)
+    `name` in its body (`INPUT_DIMS = ("length",)`), where a name the module binds to a literal
+    stands for its value; None when there is none, or not a literal."""
+    node, tree = _binding(target)
     if not isinstance(node, ast.ClassDef):
         return None
     for item in node.body:
         if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name
                                                 for t in item.targets):
             try:
-                return ast.literal_eval(item.value)
+                return ast.literal_eval(_InlineModuleConstants(tree).visit(item.value))
             except (ValueError, TypeError, SyntaxError):
                 return None
     return None

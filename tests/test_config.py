@@ -16,7 +16,7 @@ from hypersweep import sweep as sweep_module
 from hypersweep.config import check_targets, validate
 from hypersweep.errors import ConfigError
 from hypersweep.sweep import PREPARING_NICENESS, sweep
-from hypersweep.target_source import defined_in_source
+from hypersweep.target_source import class_constant, defined_in_source
 from tests.conftest import CONF, ROOT, run_launch
 from trainables.targets import build
 
@@ -396,6 +396,49 @@ def test_targets_are_found_in_their_source_or_else_imported(tmp_path: Path, monk
         check_targets({**config, "model": {"_target_": "made_here.Missing"}})
 
 
+@pytest.mark.parametrize("experiment", ["digits_mlp", "digits_cnn", "mnist1d_transformer"])
+def test_each_shipped_model_builds_with_every_value_its_choices_declare(compose_config, experiment):
+    # The driver refuses any other value on the strength of CHOICES: each declared one must build.
+    config = compose_config(f"experiment={experiment}")
+    choices = class_constant(config["model"]["_target_"], "CHOICES")
+    assert "activation" in choices
+    data = build(config["data"], seed=0)
+    for name, values in choices.items():
+        for value in values:
+            model = build({**config["model"], name: value}, input_shape=data.input_shape,
+                          num_classes=data.num_classes)
+            model.train()  # batch normalization needs a batch of more than one in training mode
+            assert model(torch.as_tensor(data.x_val[:4])).shape == (4, data.num_classes), (name, value)
+
+
+@pytest.mark.parametrize(("overrides", "error"), [
+    (["model.activation=swish"], "model.activation: needs one of relu, gelu, tanh, silu, elu (what "
+                                 "trainables.models.MLP takes), got 'swish'"),
+    (["model.norm=group"], "model.norm: needs one of none, batch, layer (what trainables.models.MLP "
+                           "takes), got 'group'"),
+    # Before, only the trials that drew it failed, after the sweep had started.
+    (["space.model.activation.values=[relu,swish]"],
+     "space.model.activation: model.activation needs one of relu, gelu, tanh, silu, elu (what "
+     "trainables.models.MLP takes), and the space can give it 'swish'; remove it from "
+     "space.model.activation.values"),
+    (["experiment=digits_cnn", "+space.model.norm={type:choice,values:[none,instance]}"],
+     "space.model.norm: model.norm needs one of none, batch, layer (what trainables.models.SmallCNN "
+     "takes), and the space can give it 'instance'"),
+    # The Transformer takes the same activations as the others (torch's layer alone took two).
+    (["experiment=mnist1d_transformer", "model.activation=tanh",
+      "+space.model.activation={type:choice,values:[tanh,elu]}"], None),
+])
+def test_a_model_setting_outside_the_models_choices_is_refused_before_ray_starts(compose_config, overrides,
+                                                                                 error):
+    config = compose_config(*overrides)
+    if error is None:
+        validate(config, import_targets=False)
+        return
+    with pytest.raises(ConfigError) as raised:
+        validate(config, import_targets=False)
+    assert str(raised.value).startswith(error)
+
+
 def test_a_users_trainable_is_imported_by_validation_only_when_pbt_asks_what_it_can_change(
         compose_config, tmp_path: Path, monkeypatch):
     # Importing a trainable imports Ray Tune (about a second); any other sweep imports it later,
@@ -438,6 +481,15 @@ def loader(val_fraction=0.2, test_fraction=0.2, as_images=False):
 
 def seeded_loader(val_fraction, test_fraction, as_images, seed):
     pass
+
+COLOURS = ("red", "blue")
+DARK = "dark"
+
+class Coloured:
+    CHOICES = {"colour": COLOURS, "shade": ("light", DARK)}
+
+    def __init__(self, input_shape, num_classes, colour="red", shade="light"):
+        pass
 '''
 
 
@@ -467,6 +519,10 @@ def seeded_loader(val_fraction, test_fraction, as_images, seed):
         ({"_target_": "own_parts.Open", "colour": 1}, {}, None),
         ({"_target_": "own_parts.Inherits", "colour": 1}, {}, None),
         ({"_target_": "own_parts.Decorated", "colour": 1}, {}, None),
+        # Its CHOICES, with a module constant's value read in place of its name.
+        ({"_target_": "own_parts.Coloured", "colour": "green"}, {},
+         "model.colour: needs one of red, blue (what own_parts.Coloured takes), got 'green'"),
+        ({"_target_": "own_parts.Coloured", "colour": "blue", "shade": "dark"}, {}, None),
     ],
 )
 def test_a_model_or_data_loader_that_does_not_take_its_settings_is_refused_before_ray_starts(
@@ -493,6 +549,8 @@ def test_a_users_own_trainable_may_build_its_model_from_other_settings(compose_c
     monkeypatch.syspath_prepend(str(tmp_path))
     config = compose_config("~space.model", "trainable=own_parts.Trainable")
     config["model"] = {"_target_": "own_parts.Net", "colour": 1}
+    validate(config, import_targets=False)
+    config["model"] = {"_target_": "own_parts.Coloured", "colour": "green"}  # its CHOICES too
     validate(config, import_targets=False)
     config["data"] = {**config["data"], "_target_": "own_parts.loader"}  # the driver calls it, as ever
     with pytest.raises(ConfigError, match="data._target_: own_parts.loader takes no argument 'seed'"):

@@ -1,6 +1,8 @@
 """Plain torch models built from keyword arguments (the `model` config, minus `_target_`).
 
-Every model takes `input_shape` and `num_classes`, filled in from the data set.
+Every model takes `input_shape` and `num_classes`, filled in from the data set. A model's
+CHOICES name the values its settings of a fixed set take; the driver reads them (and INPUT_DIMS)
+from this source, so a value outside them is refused before the sweep starts.
 """
 
 import math
@@ -8,8 +10,8 @@ import math
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU}
-
+ACTIVATION_NAMES = ("relu", "gelu", "tanh", "silu", "elu")
+ACTIVATIONS = dict(zip(ACTIVATION_NAMES, (nn.ReLU, nn.GELU, nn.Tanh, nn.SiLU, nn.ELU), strict=True))
 
 NORMS = ("none", "batch", "layer")
 
@@ -38,6 +40,8 @@ class MLP(nn.Module):
     """Fully connected layers of equal width, each followed by normalization, activation and
     dropout."""
 
+    CHOICES = {"activation": ACTIVATION_NAMES, "norm": NORMS}
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_layers: int = 2,
                  hidden_units: int = 128, dropout: float = 0.0, activation: str = "relu",
                  norm: str = "none"):
@@ -58,7 +62,8 @@ class MLP(nn.Module):
 class SmallCNN(nn.Module):
     """Two same-padded convolutions (each normalized), one 2x2 pooling, then a dense layer."""
 
-    INPUT_DIMS = ("channels", "height", "width")  # the driver reads it from this source
+    INPUT_DIMS = ("channels", "height", "width")
+    CHOICES = {"activation": ACTIVATION_NAMES, "norm": NORMS}
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: int = 32,
                  kernel_size: int = 3, hidden_units: int = 128, dropout: float = 0.0,
@@ -94,7 +99,8 @@ class SequenceTransformer(nn.Module):
     layers follow, and the mean over tokens is classified.
     """
 
-    INPUT_DIMS = ("length",)  # the driver reads it from this source
+    INPUT_DIMS = ("length",)
+    CHOICES = {"activation": ACTIVATION_NAMES}
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
                  width: int = 64, heads: int = 4, dropout: float = 0.1, activation: str = "gelu",
@@ -111,7 +117,8 @@ class SequenceTransformer(nn.Module):
         self.position = nn.Parameter(torch.zeros(1, tokens, width))
         nn.init.normal_(self.position, std=0.02)
         layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=dropout,
-                                           activation=activation, batch_first=True, norm_first=True)
+                                           activation=activation_layer(activation), batch_first=True,
+                                           norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
