@@ -17,13 +17,14 @@ from schedulers.space import Dimension, parse_space
 from schedulers.trial_schedulers import check_scheduler
 from trainables.live import LIVE_SETTINGS
 from trainables.lr_schedule import SCHEDULES
+from trainables.optimizer_names import OPTIMIZERS
 from trainables.targets import import_target
 
 RESUME_MODES = ("auto", "never", "overwrite")
 FAILED_MODES = ("skip", "retry", "restart")
 DEFAULT_TRAINABLE = "trainables.trainable.TorchTrainable"
-# What TorchTrainable reports each step, so what a sweep can optimize.
-REPORTED_METRICS = ("val_acc", "val_loss", "train_loss")
+# What TorchTrainable reports each step, so what a sweep can optimize, and which way is better.
+REPORTED_METRICS = {"val_acc": "max", "val_loss": "min", "train_loss": "min"}
 
 
 def to_plain(cfg: DictConfig) -> dict:
@@ -115,19 +116,26 @@ def _check_sections(config: dict) -> None:
                               f"set its settings one at a time, e.g. {path}=VALUE")
 
 
-def _model_choices(config: dict) -> list[Check]:
-    """Checks for the model settings that take one of a fixed set of values, as the shipped
-    trainable's model declares them (CHOICES, read from its source), for those the config sets."""
+def _one_of(path: str, allowed: tuple, source: str) -> Check:
+    return (path, lambda value: value in allowed, f"one of {', '.join(map(str, allowed))} (what "
+                                                  f"{source} takes)")
+
+
+def _trainable_checks(config: dict) -> list[Check]:
+    """Checks for the settings that only the shipped trainable gives a meaning: its optimizer's
+    name, and the model settings that take one of a fixed set of values, as its model declares
+    them (CHOICES, read from its source) for those the config sets. A trainable of one's own may
+    read them otherwise."""
+    if config.get("trainable") != DEFAULT_TRAINABLE:
+        return []
+    checks = [_one_of("optim.name", OPTIMIZERS, "TorchTrainable")]
     model = config.get("model")
-    if config.get("trainable") != DEFAULT_TRAINABLE or not isinstance(model, dict):
-        return []
-    target = str(model.get("_target_"))
-    choices = class_constant(target, "CHOICES")
-    if not isinstance(choices, dict):
-        return []
-    return [(f"model.{name}", lambda value, allowed=tuple(allowed): value in allowed,
-             f"one of {', '.join(map(str, allowed))} (what {target} takes)")
-            for name, allowed in choices.items() if name in model]
+    target = str(model.get("_target_")) if isinstance(model, dict) else ""
+    choices = class_constant(target, "CHOICES") if target else None
+    if isinstance(choices, dict):
+        checks += [_one_of(f"model.{name}", tuple(allowed), target)
+                   for name, allowed in choices.items() if name in model]
+    return checks
 
 
 def _check_space_values(dims: list[Dimension], checks_made: list[Check]) -> None:
@@ -150,6 +158,18 @@ def _check_space_values(dims: list[Dimension], checks_made: list[Check]) -> None
                     fix = "use type: int for whole numbers"
                 raise ConfigError(f"space.{dim.path}: {dim.path} needs {need}, and the space can give "
                                   f"it {value!r}; {fix}")
+
+
+def _check_metric(metric: str, mode: str) -> None:
+    """The metric is one TorchTrainable reports, optimized the way that makes it better: the other
+    way, the sweep would search for the worst model and call it the best."""
+    if metric not in REPORTED_METRICS:
+        raise ConfigError(f"metric: {metric!r} is not reported by TorchTrainable; use one "
+                          f"of {', '.join(REPORTED_METRICS)}")
+    if mode != REPORTED_METRICS[metric]:
+        better = "higher" if REPORTED_METRICS[metric] == "max" else "lower"
+        raise ConfigError(f"mode: {metric} is better {better}, and mode={mode} would search for the "
+                          f"worst model; use mode={REPORTED_METRICS[metric]}")
 
 
 def _check_pbt_schedule(config: dict, live_settings: tuple[str, ...] | None) -> None:
@@ -214,7 +234,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     checks them later with `check_targets`.
     """
     _check_sections(config)
-    checks = _CHECKS + _model_choices(config)
+    checks = _CHECKS + _trainable_checks(config)
     for path, ok, need in checks:
         value = get_path(config, path, None)
         if not ok(value):
@@ -224,9 +244,8 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     if config["train"]["epochs_per_step"] > config["train"]["max_epochs"]:
         raise ConfigError(f"train.epochs_per_step: {config['train']['epochs_per_step']} is more "
                           f"than train.max_epochs ({config['train']['max_epochs']}); lower it")
-    if config["trainable"] == DEFAULT_TRAINABLE and config["metric"] not in REPORTED_METRICS:
-        raise ConfigError(f"metric: {config['metric']!r} is not reported by TorchTrainable; use one "
-                          f"of {', '.join(REPORTED_METRICS)}")
+    if config["trainable"] == DEFAULT_TRAINABLE:
+        _check_metric(config["metric"], config["mode"])
     if has_path(config.get("space") or {}, "data._target_"):
         raise ConfigError("space.data._target_: the data set itself cannot be tuned; run one "
                           "sweep per data set (python launch.py -m data=digits,...)")

@@ -104,6 +104,17 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         (["train.chance_patience=1.5"],
          "train.chance_patience: needs a whole number of reports >= 0 (0: never stop), got 1.5"),
         (["metric=accuracy"], "metric: 'accuracy' is not reported by TorchTrainable; use one of val_acc"),
+        # The other way, the sweep searched for the worst model and reported it as the best.
+        (["metric=val_acc", "mode=min"], "mode: val_acc is better higher, and mode=min would search for "
+                                         "the worst model; use mode=max"),
+        (["metric=val_loss"], "mode: val_loss is better lower, and mode=max would search for the worst "
+                              "model; use mode=min"),
+        # Every trial failed on it before, with the trainable's ValueError.
+        (["optim.name=adamw", "~space.optim.name"],
+         "optim.name: needs one of adam, sgd, rmsprop (what TorchTrainable takes), got 'adamw'"),
+        (["space.optim.name.values=[adam,lion]"],
+         "space.optim.name: optim.name needs one of adam, sgd, rmsprop (what TorchTrainable takes), and "
+         "the space can give it 'lion'; remove it from space.optim.name.values"),
         (["trainable=nowhere.Trainable"], "trainable: cannot import 'nowhere.Trainable'"),
         (["scheduler.grace_period=50"], "scheduler.grace_period: needs a whole number from 1 to 20"),
         (["scheduler.brackets=0"], "scheduler.brackets: needs a whole number >= 1 (1: plain ASHA), got 0"),
@@ -547,10 +558,12 @@ def test_a_users_own_trainable_may_build_its_model_from_other_settings(compose_c
                                                                       monkeypatch):
     (tmp_path / "own_parts.py").write_text(OWN_PARTS + "\nclass Trainable:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    config = compose_config("~space.model", "trainable=own_parts.Trainable")
+    config = compose_config("~space.model", "~space.optim.name", "trainable=own_parts.Trainable")
     config["model"] = {"_target_": "own_parts.Net", "colour": 1}
     validate(config, import_targets=False)
-    config["model"] = {"_target_": "own_parts.Coloured", "colour": "green"}  # its CHOICES too
+    # It may read its model's CHOICES, its optimizer's name and its metric's direction otherwise.
+    config["model"] = {"_target_": "own_parts.Coloured", "colour": "green"}
+    config["optim"]["name"], config["mode"] = "lion", "min"
     validate(config, import_targets=False)
     config["data"] = {**config["data"], "_target_": "own_parts.loader"}  # the driver calls it, as ever
     with pytest.raises(ConfigError, match="data._target_: own_parts.loader takes no argument 'seed'"):

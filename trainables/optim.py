@@ -4,7 +4,8 @@ from collections.abc import Iterable
 
 import torch
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+from trainables.optimizer_names import OPTIMIZERS
+
 # Devices whose fused update kernels torch has for every floating-point dtype a model may use.
 FUSED_DEVICES = ("cpu", "cuda")
 
