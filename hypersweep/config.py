@@ -28,18 +28,23 @@ REPORTED_METRICS = {"val_acc": "max", "val_loss": "min", "train_loss": "min"}
 
 
 def to_plain(cfg: DictConfig) -> dict:
-    """Resolve every interpolation and missing value into plain dicts and lists.
+    """Resolve every interpolation and missing value into plain dicts and lists, and a `mode`
+    left null into the metric's own direction, for a metric named as TorchTrainable's are.
 
     From here on no OmegaConf object is passed around, so none reaches a Ray worker.
     """
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:
         raise ConfigError(f"{err.full_key}: no value given (???); set it, e.g. "
                           f"{err.full_key}=VALUE") from None
     except OmegaConfBaseException as err:
         reason = str(err).splitlines()[0]
         raise ConfigError(f"{err.full_key or 'config'}: {reason}") from None
+    # So that metric=val_loss alone, or in a multirun over metrics, optimizes the right way.
+    if config.get("mode") is None:
+        config["mode"] = REPORTED_METRICS.get(config.get("metric"))
+    return config
 
 
 def _is_int(value: Any, low: int) -> bool:
@@ -69,7 +74,7 @@ _CHECKS: list[Check] = [
     ("cluster.address", lambda v: isinstance(v, str) and v != "",
      "'local' or the cluster's HOST:PORT (ray://HOST:PORT for client mode)"),
     ("metric", lambda v: isinstance(v, str) and v != "", "the name of a reported metric"),
-    ("mode", lambda v: v in ("max", "min"), "max or min"),
+    ("mode", lambda v: v in ("max", "min"), "max or min: which way the metric is better"),
     ("train.batch_size", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("train.max_epochs", lambda v: _is_int(v, 1), "a whole number >= 1"),
     ("train.epochs_per_step", lambda v: _is_int(v, 1), "a whole number >= 1"),
@@ -160,13 +165,13 @@ def _check_space_values(dims: list[Dimension], checks_made: list[Check]) -> None
                                   f"it {value!r}; {fix}")
 
 
-def _check_metric(metric: str, mode: str) -> None:
+def _check_metric(metric: Any, mode: Any) -> None:
     """The metric is one TorchTrainable reports, optimized the way that makes it better: the other
     way, the sweep would search for the worst model and call it the best."""
-    if metric not in REPORTED_METRICS:
+    if not isinstance(metric, str) or metric not in REPORTED_METRICS:
         raise ConfigError(f"metric: {metric!r} is not reported by TorchTrainable; use one "
                           f"of {', '.join(REPORTED_METRICS)}")
-    if mode != REPORTED_METRICS[metric]:
+    if mode in ("max", "min") and mode != REPORTED_METRICS[metric]:
         better = "higher" if REPORTED_METRICS[metric] == "max" else "lower"
         raise ConfigError(f"mode: {metric} is better {better}, and mode={mode} would search for the "
                           f"worst model; use mode={REPORTED_METRICS[metric]}")
@@ -234,6 +239,8 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     checks them later with `check_targets`.
     """
     _check_sections(config)
+    if config.get("trainable") == DEFAULT_TRAINABLE:  # first: a metric it does not report has no mode
+        _check_metric(config.get("metric"), config.get("mode"))
     checks = _CHECKS + _trainable_checks(config)
     for path, ok, need in checks:
         value = get_path(config, path, None)
@@ -244,8 +251,6 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     if config["train"]["epochs_per_step"] > config["train"]["max_epochs"]:
         raise ConfigError(f"train.epochs_per_step: {config['train']['epochs_per_step']} is more "
                           f"than train.max_epochs ({config['train']['max_epochs']}); lower it")
-    if config["trainable"] == DEFAULT_TRAINABLE:
-        _check_metric(config["metric"], config["mode"])
     if has_path(config.get("space") or {}, "data._target_"):
         raise ConfigError("space.data._target_: the data set itself cannot be tuned; run one "
                           "sweep per data set (python launch.py -m data=digits,...)")

@@ -71,6 +71,14 @@ def test_the_default_experiment_is_the_classic_mlp_sweep(compose_config):
     assert space["model"]["activation"]["values"] == ["relu", "gelu", "tanh"]
 
 
+@pytest.mark.parametrize(("metric", "mode"), [("val_acc", "max"), ("val_loss", "min"), ("train_loss", "min")])
+def test_the_mode_follows_the_metric_unless_set(compose_config, metric, mode):
+    # One override picks another metric, and a multirun over metrics optimizes each the right way.
+    config = compose_config(f"metric={metric}")
+    assert config["mode"] == mode
+    validate(config, import_targets=False)
+
+
 def test_the_reference_preset_is_random_search_without_early_stopping(compose_config):
     config = compose_config("experiment=digits_mlp_random")
     assert (config["search"]["name"], config["scheduler"]["name"]) == ("random", "fifo")
@@ -107,8 +115,11 @@ def test_space_overrides_change_remove_and_add_dimensions(compose_config):
         # The other way, the sweep searched for the worst model and reported it as the best.
         (["metric=val_acc", "mode=min"], "mode: val_acc is better higher, and mode=min would search for "
                                          "the worst model; use mode=max"),
-        (["metric=val_loss"], "mode: val_loss is better lower, and mode=max would search for the worst "
-                              "model; use mode=min"),
+        (["metric=val_loss", "mode=max"], "mode: val_loss is better lower, and mode=max would search "
+                                          "for the worst model; use mode=min"),
+        # A trainable of one's own says which way its metric is better.
+        (["trainable=tests.planted.PlantedTrainable", "metric=score"],
+         "mode: needs max or min: which way the metric is better, got None"),
         # Every trial failed on it before, with the trainable's ValueError.
         (["optim.name=adamw", "~space.optim.name"],
          "optim.name: needs one of adam, sgd, rmsprop (what TorchTrainable takes), got 'adamw'"),
