@@ -323,7 +323,7 @@ def write_report(experiment: str, conf_dir: Path = CONF_EXPERIMENTS) -> tuple[di
     best_file = export_best(experiment, report, conf_dir)
     command = f"python launch.py experiment={config['name']}_best"
     if best_file and conf_dir.resolve() != CONF_EXPERIMENTS:
-        command += f" 'hydra.searchpath=[file://{conf_dir.parent}]'"
+        command += f" 'hydra.searchpath=[file://{conf_dir.resolve().parent}]'"  # from any directory
     report["best_config_file"] = str(best_file) if best_file else None
     report["retrain_command"] = command
     relative = {title: os.path.relpath(path, experiment) for title, path in images.items()}
@@ -340,8 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment", help="the experiment: a directory such as runs/digits_mlp, "
                                            "or a URI such as s3://bucket/runs/digits_mlp")
     parser.add_argument("--conf-dir", type=Path, default=CONF_EXPERIMENTS,
-                        help="where to write <name>_best.yaml (default: conf/experiment)")
+                        help="where to write <name>_best.yaml: a folder named experiment, "
+                             "as Hydra's config group is (default: conf/experiment)")
     args = parser.parse_args(argv)
+    if args.conf_dir.name != CONF_EXPERIMENTS.name:  # Hydra finds a preset only in that group
+        print(f"error: --conf-dir: {args.conf_dir} is not named {CONF_EXPERIMENTS.name}, so "
+              f"experiment=NAME_best would not find the preset written there; give "
+              f"{args.conf_dir / CONF_EXPERIMENTS.name}", file=sys.stderr)
+        return 2
     location = args.experiment
     try:
         # An experiment on a URI is reported from its local copy, and the report uploaded.

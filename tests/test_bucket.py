@@ -94,13 +94,13 @@ def test_the_same_launch_on_another_machine_resumes_from_the_bucket_and_reruns_n
 
 def test_the_report_of_an_experiment_in_a_bucket_is_written_to_the_bucket(swept, tmp_path, capsys):
     _, uri, _ = swept
-    assert report.main([uri, "--conf-dir", str(tmp_path)]) == 0
+    assert report.main([uri, "--conf-dir", str(tmp_path / "experiment")]) == 0
     assert f"report: {join(uri, 'report.md')}" in capsys.readouterr().out
     files = _stored(uri)
     assert "## " in files["report.md"].decode()
     assert json.loads(files["report.json"])["metric"] == "val_acc"
     assert any(name.startswith("report/") and name.endswith(".png") for name in files)
-    assert (tmp_path / "smoke_best.yaml").exists()
+    assert (tmp_path / "experiment" / "smoke_best.yaml").exists()
 
 
 def test_a_sweep_in_a_bucket_grows_and_resumes_grown_from_another_machine(bucket, tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -62,15 +63,31 @@ def test_the_report_ranks_a_planted_structure_strong_weak_none(planted, capsys):
     assert b"| training | model.x |" in kinds.tensor_proto.string_val[0]
 
 
-def test_the_best_config_file_retrains_to_the_best_metric(planted):
+def test_a_conf_dir_that_hydra_would_not_search_as_the_experiment_group_is_refused(planted, capsys):
+    # The retrain command it printed before could not find the preset.
     experiment = planted / "runs" / "smoke"
-    conf = planted / "conf" / "experiment"
-    report_main([str(experiment), "--conf-dir", str(conf)])
+    assert report_main([str(experiment), "--conf-dir", str(planted / "my_conf")]) == 2
+    error = capsys.readouterr().err
+    assert error == (f"error: --conf-dir: {planted / 'my_conf'} is not named experiment, so "
+                     f"experiment=NAME_best would not find the preset written there; give "
+                     f"{planted / 'my_conf' / 'experiment'}\n")
+    assert not (planted / "my_conf").exists()
+
+
+def test_the_best_config_file_retrains_to_the_best_metric(planted, monkeypatch):
+    experiment = planted / "runs" / "smoke"
+    monkeypatch.chdir(planted)
+    report_main([str(experiment), "--conf-dir", "conf/experiment"])  # relative to here
     report = json.loads((experiment / "report.json").read_text())
-    assert (conf / "smoke_best.yaml").is_file()
-    done = run_launch("experiment=smoke_best", f"hydra.searchpath=[file://{conf.parent}]", cwd=planted)
+    assert (planted / "conf" / "experiment" / "smoke_best.yaml").is_file()
+    # The command the report prints, as it prints it, from another directory.
+    command = shlex.split(report["retrain_command"])
+    assert command[:2] == ["python", "launch.py"]
+    elsewhere = planted / "elsewhere"
+    elsewhere.mkdir()
+    done = run_launch(*command[2:], cwd=elsewhere)
     assert done.returncode == 0, done.stderr[-3000:]
-    retrained = json.loads((planted / "runs" / "smoke_best" / "summary.json").read_text())
+    retrained = json.loads((elsewhere / "runs" / "smoke_best" / "summary.json").read_text())
     (trial,) = retrained["trials"]
     assert {k: trial["tuned"][k] for k in report["best"]["tuned"]} == report["best"]["tuned"]
     # Deterministic trainable: the retrained metric equals the sweep's best (tolerance: float noise).
@@ -100,7 +117,7 @@ def test_the_report_of_an_interrupted_and_of_a_running_experiment(tmp_path):
     _read_until_progress(process, 2)
     experiment = tmp_path / "runs" / "smoke"
     while_running = subprocess.run([sys.executable, "-m", "hypersweep.report", str(experiment),
-                                    "--conf-dir", str(tmp_path / "conf")], cwd=ROOT,
+                                    "--conf-dir", str(tmp_path / "conf" / "experiment")], cwd=ROOT,
                                    capture_output=True, text=True, timeout=120)
     assert while_running.returncode == 0, while_running.stderr[-3000:]
     running = json.loads((experiment / "report.json").read_text())
@@ -108,7 +125,7 @@ def test_the_report_of_an_interrupted_and_of_a_running_experiment(tmp_path):
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=120)
     _stop_session(process.pid)
-    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf")]) == 0
+    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf" / "experiment")]) == 0
     interrupted = json.loads((experiment / "report.json").read_text())
     assert interrupted["counts"].get("finished", 0) >= running["counts"].get("finished", 0)
     assert interrupted["trials"] < 40 or interrupted["counts"].get("unfinished", 0) > 0
@@ -149,7 +166,7 @@ def test_a_sweep_that_minimizes_says_how_much_lower_the_best_ended(tmp_path, cap
     assert re.search(r"^  baseline \(defaults\) trial \w+: val_loss \d+\.\d{4}; tuning lowered val_loss "
                      r"by \d+\.\d{4}$", done.stdout, flags=re.M), done.stdout[-2000:]
     experiment = tmp_path / "runs" / "smoke"
-    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf")]) == 0
+    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf" / "experiment")]) == 0
     report = json.loads((experiment / "report.json").read_text())
     assert report["gain"] >= 0
     assert report["gain"] == pytest.approx(report["baseline"]["metric"] - report["best"]["metric"])
@@ -163,7 +180,7 @@ def test_the_report_shows_where_the_diverged_trials_lie(tmp_path, capsys):
     done = run_launch(*PLANTED, "num_samples=16", "+model.diverge_above=0.8", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     experiment = tmp_path / "runs" / "smoke"
-    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf")]) == 0
+    assert report_main([str(experiment), "--conf-dir", str(tmp_path / "conf" / "experiment")]) == 0
     report = json.loads((experiment / "report.json").read_text())
     rows = {row["name"]: row for row in report["diverged"]}
     low, high = (float(end) for end in rows["model.x"]["diverged"].split(" .. "))
