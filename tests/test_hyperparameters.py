@@ -202,6 +202,17 @@ def test_a_model_too_slow_to_learn_ends_as_diverged_within_chance_patience_repor
     assert min(losses) < math.log(10) and all(math.isfinite(loss) for loss in losses), losses
 
 
+def test_a_tuned_image_size_trains_the_cnn_on_its_own_resized_digits(digits_images, compose_config,
+                                                                      tmp_path):
+    shared = replace(digits_images, source={"_target_": "trainables.data.load_digits", "val_fraction": 0.2,
+                                            "test_fraction": 0.2, "as_images": True, "image_size": 8})
+    config = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}", "data.image_size=16")
+    trainable = tune.with_parameters(TorchTrainable, data=shared)(config=config)
+    assert {name: tuple(x.shape[1:]) for name, (x, _) in trainable.learner.data.items()} == {
+        "train": (1, 16, 16), "val": (1, 16, 16), "test": (1, 16, 16)}
+    assert trainable.train()["val_acc"] > 0.5
+
+
 def test_augmentation_changes_training_batches_and_never_validation_or_test(digits_images,
                                                                             compose_config, tmp_path):
     config = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}", "augment.shift=1",

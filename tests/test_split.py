@@ -5,12 +5,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits as sklearn_digits
 from sklearn.model_selection import train_test_split
 
 from hypersweep.errors import ConfigError
 from tests.conftest import ROOT
-from trainables.data import digits_file, load_digits
+from trainables.data import digits_file, load_digits, resized
 from trainables.split import stratified_split
 
 DIGIT_LABELS = sklearn_digits().target
@@ -65,3 +66,30 @@ def test_loading_the_digits_imports_no_scikit_learn():
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("size", [4, 6, 8, 12, 16, 28])
+def test_resizing_is_torchs_bilinear_interpolation(size):
+    images = np.random.default_rng(size).random((5, 8, 8))
+    theirs = torch.nn.functional.interpolate(torch.as_tensor(images)[:, None], size=(size, size),
+                                             mode="bilinear", align_corners=False)[:, 0].numpy()
+    assert np.allclose(resized(images, size), theirs, atol=1e-12)
+
+
+def test_the_image_size_resizes_the_digits_as_images_and_as_flat_features():
+    images = load_digits(as_images=True, image_size=16, seed=3)
+    assert images.input_shape == (1, 16, 16) and images.x_test.shape[1:] == (1, 16, 16)
+    assert 0 <= images.x_train.min() and images.x_train.max() <= 1
+    assert load_digits(image_size=12, seed=3).input_shape == (144,)
+    unchanged = load_digits(as_images=True, image_size=8, seed=3)
+    default = load_digits(as_images=True, seed=3)
+    assert np.array_equal(unchanged.x_train, default.x_train)
+    # The same samples in the same splits, at another resolution.
+    assert np.array_equal(images.y_test, default.y_test)
+
+
+@pytest.mark.parametrize("size", [1, 0, 8.5, True])
+def test_an_image_size_that_is_not_a_whole_number_of_pixels_from_2_is_refused(size):
+    with pytest.raises(ConfigError, match=f"data.image_size: needs a whole number of pixels >= 2, "
+                                          f"got {size!r}"):
+        load_digits(as_images=True, image_size=size)

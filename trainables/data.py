@@ -1,9 +1,9 @@
 """Data sets as numpy arrays split into train, validation and test; no downloads.
 
 A loader returns a SplitData, which the driver puts into Ray's object store once per experiment.
-A trial whose tuned `data` settings differ (a validation fraction, a sequence length) loads its
-own copy in its actor; a split's test part depends only on test_fraction and the seed, so every
-trial is tested on the same samples.
+A trial whose tuned `data` settings differ (a validation fraction, a sequence length, an image
+size) loads its own copy in its actor; a split's test part depends only on test_fraction and the
+seed, so every trial is tested on the same samples.
 """
 
 import gzip
@@ -71,9 +71,29 @@ def _read_digits(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 
 
+def resized(images: np.ndarray, size: int) -> np.ndarray:
+    """Images (n, height, width) resized to (n, size, size) by bilinear interpolation between
+    pixel centres, as torch's `interpolate(mode="bilinear")` does."""
+    def shares(old: int) -> np.ndarray:  # (size, old): how much of each old pixel a new one takes
+        centres = np.clip((np.arange(size) + 0.5) * old / size - 0.5, 0, old - 1)
+        low = np.floor(centres).astype(int)
+        high = np.minimum(low + 1, old - 1)
+        weights = np.zeros((size, old))
+        np.add.at(weights, (np.arange(size), low), 1 - (centres - low))
+        np.add.at(weights, (np.arange(size), high), centres - low)
+        return weights
+    return np.einsum("ih,nhw,jw->nij", shares(images.shape[1]), images, shares(images.shape[2]))
+
+
 def load_digits(val_fraction: float = 0.2, test_fraction: float = 0.2, as_images: bool = False,
-                seed: int = 0) -> SplitData:
-    """scikit-learn's bundled 8x8 digits, scaled to [0, 1]; flat (64,) or images (1, 8, 8)."""
+                seed: int = 0, image_size: int = 8) -> SplitData:
+    """scikit-learn's bundled 8x8 digits, scaled to [0, 1]; flat (64,) or images (1, 8, 8).
+
+    `image_size` resizes them (bilinear): a data hyperparameter, as the resolution of a vision
+    model's input is; flat, the features are the resized image's pixels.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
+        raise ConfigError(f"data.image_size: needs a whole number of pixels >= 2, got {image_size!r}")
     path = digits_file()
     if path is not None:
         images, labels = _read_digits(path)
@@ -82,6 +102,8 @@ def load_digits(val_fraction: float = 0.2, test_fraction: float = 0.2, as_images
 
         digits = sklearn_digits()
         images, labels = digits.images, digits.target.astype(np.int64)
+    if image_size != images.shape[1]:
+        images = resized(images, image_size)
     features = (images / 16.0).astype(np.float32)
     features = features[:, None, :, :] if as_images else features.reshape(len(features), -1)
     return split(features, labels, val_fraction, test_fraction, seed)
