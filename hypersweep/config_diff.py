@@ -4,7 +4,8 @@ A resume must run the sweep it resumes, so any difference refuses it: the messag
 difference and the overrides that bring the launch back to the saved sweep. A setting that
 hypersweep added after the sweep started is absent from its saved config; the sweep ran as that
 setting's default in conf/config.yaml does (a new setting's default keeps the old behaviour),
-so the setting at its default is no difference.
+so the setting at its default is no difference. The same holds for a model's or data loader's
+setting added to its yaml at the default its constructor or function gives it.
 """
 
 import re
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from hypersweep.dotted import get_path
+from hypersweep.target_source import parameters
 
 BUILT_IN_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "config.yaml"
 ABSENT = object()  # a key one of the two configs does not have
@@ -31,6 +33,23 @@ def built_in_defaults() -> dict:
     if not BUILT_IN_CONFIG.exists():
         return {}
     return yaml.safe_load(BUILT_IN_CONFIG.read_text()) or {}
+
+
+def with_target_defaults(saved: dict, new: dict) -> dict:
+    """`saved`, with each model or data setting that it lacks and `new` sets filled in with the
+    default of the same target (read from its source): the sweep ran with that value."""
+    filled = dict(saved)
+    for section in ("model", "data"):
+        old, now = saved.get(section), new.get(section)
+        if not (isinstance(old, dict) and isinstance(now, dict)):
+            continue
+        if old.get("_target_") != now.get("_target_"):  # another target: its defaults say nothing
+            continue
+        found = parameters(str(old.get("_target_")))
+        defaults = found.defaults if found else {}
+        filled[section] = {**{key: defaults[key] for key in now if key not in old and key in defaults},
+                           **old}
+    return filled
 
 
 def differences(saved: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:

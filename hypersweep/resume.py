@@ -16,7 +16,7 @@ from importlib import metadata
 from typing import Any
 
 from hypersweep import __version__, storage
-from hypersweep.config_diff import describe, differences, undoing_overrides
+from hypersweep.config_diff import describe, differences, undoing_overrides, with_target_defaults
 from hypersweep.errors import ExperimentError
 from hypersweep.paths import (
     GROUPS_FILE,
@@ -151,7 +151,7 @@ def _grow(saved: dict, config: dict) -> None:
 def _check_same_sweep(path: str, saved: dict, config: dict, groups: dict[str, str]) -> bool:
     """Refuse a launch whose config differs from the saved sweep's (`saved`), saying how to undo
     it. Returns whether the launch grows the sweep: raising num_samples is the one change allowed."""
-    found = differences(_comparable(saved), _comparable(config))
+    found = differences(with_target_defaults(_comparable(saved), config), _comparable(config))
     if not found:
         return False
     if [key for key, _, _ in found] == ["num_samples"] and config["num_samples"] > saved["num_samples"]:

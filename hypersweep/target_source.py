@@ -7,6 +7,7 @@ arguments the target takes, before the sweep starts rather than as a TypeError i
 
 import ast
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ class Parameters:
     names: tuple[str, ...]
     required: tuple[str, ...]  # those without a default
     takes_any: bool  # a **kwargs parameter takes every other keyword too
+    defaults: dict[str, Any]  # the defaults written as literals (`width=8`), by parameter
 
 
 def _module_tree(module: str) -> ast.Module | None:
@@ -83,8 +85,20 @@ def parameters(target: str) -> Parameters | None:
     required = [arg.arg for index, arg in enumerate(positional) if index < first_default]
     required += [arg.arg for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
                  if default is None]
+    written = list(zip(positional[first_default:], args.defaults, strict=True))
+    written += [(arg, default) for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                if default is not None]
     return Parameters(names=tuple(arg.arg for arg in positional + args.kwonlyargs),
-                      required=tuple(required), takes_any=args.kwarg is not None)
+                      required=tuple(required), takes_any=args.kwarg is not None,
+                      defaults=dict(_literals(written)))
+
+
+def _literals(written: list[tuple[ast.arg, ast.expr]]) -> Iterator[tuple[str, Any]]:
+    for arg, default in written:
+        try:
+            yield arg.arg, ast.literal_eval(default)
+        except (ValueError, TypeError, SyntaxError):
+            continue
 
 
 class _InlineModuleConstants(ast.NodeTransformer):

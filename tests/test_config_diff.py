@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from hypersweep.config_diff import ABSENT, describe, differences, undoing_overrides
+from hypersweep.config_diff import ABSENT, describe, differences, undoing_overrides, with_target_defaults
 
 
 def test_equal_configs_have_no_difference(compose_config):
@@ -18,6 +18,19 @@ def test_a_setting_added_since_the_sweep_started_is_no_difference_at_its_default
     assert differences(saved, new) == []
     new["checkpoint"]["seconds"] = 10
     assert differences(saved, new) == [("checkpoint.seconds", 0, 10)]
+
+
+def test_a_model_or_data_setting_added_since_at_its_targets_default_is_no_difference(compose_config):
+    # The yaml gained data.image_size: 8, load_digits's own default, after the sweep started.
+    saved, new = compose_config("experiment=digits_cnn"), compose_config("experiment=digits_cnn")
+    del saved["data"]["image_size"], saved["model"]["norm"]
+    assert differences(with_target_defaults(saved, new), new) == []
+    new["data"]["image_size"], new["model"]["norm"] = 16, "batch"
+    assert differences(with_target_defaults(saved, new), new) == [
+        ("data.image_size", 8, 16), ("model.norm", "none", "batch")]
+    # Another target's defaults say nothing of what the saved one ran with.
+    new["model"] = {**new["model"], "_target_": "trainables.models.MLP"}
+    assert ("model.norm", ABSENT, "batch") in differences(with_target_defaults(saved, new), new)
 
 
 def test_keys_only_one_side_has_are_named_absent():

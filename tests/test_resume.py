@@ -431,6 +431,24 @@ def test_a_sweep_whose_search_cannot_take_more_trials_refuses_to_grow(compose_co
     assert json.loads((tmp_path / saved["name"] / "sweep.json").read_text())["num_samples"] == 8
 
 
+def test_a_data_setting_added_to_its_yaml_at_the_loaders_default_still_resumes_an_older_sweep(
+        compose_config, tmp_path):
+    from hypersweep.errors import ExperimentError
+    from hypersweep.resume import should_resume
+
+    saved = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}")
+    del saved["data"]["image_size"]  # as a sweep started before data/digits_images.yaml had it
+    (tmp_path / saved["name"]).mkdir()
+    (tmp_path / saved["name"] / "sweep.json").write_text(json.dumps(saved))
+    launched = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}")
+    # The same sweep: what stops this resume is only that the test saved no Ray Tune state.
+    with pytest.raises(ExperimentError, match="has sweep.json but no Ray Tune state to resume"):
+        should_resume(launched, {})
+    with pytest.raises(ExperimentError, match=r"other settings \(data.image_size: 8 -> 16\); resume it "
+                                              r"with data.image_size=8,"):
+        should_resume({**launched, "data": {**launched["data"], "image_size": 16}}, {})
+
+
 def test_a_resume_under_another_ray_version_is_refused(tmp_path):
     args = ("experiment=smoke", "num_samples=2", "train.max_epochs=2")
     assert run_launch(*args, cwd=tmp_path).returncode == 0
