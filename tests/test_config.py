@@ -438,6 +438,9 @@ def test_each_shipped_model_builds_with_every_value_its_choices_declare(compose_
                                  "trainables.models.MLP takes), got 'swish'"),
     (["model.norm=group"], "model.norm: needs one of none, batch, layer (what trainables.models.MLP "
                            "takes), got 'group'"),
+    (["experiment=mnist1d_transformer", "model.init=he"],
+     "model.init: needs one of torch, xavier, kaiming, orthogonal (what "
+     "trainables.models.SequenceTransformer takes), got 'he'"),
     # Before, only the trials that drew it failed, after the sweep had started.
     (["space.model.activation.values=[relu,swish]"],
      "space.model.activation: model.activation needs one of relu, gelu, tanh, silu, elu (what "

@@ -213,6 +213,27 @@ def test_a_tuned_image_size_trains_the_cnn_on_its_own_resized_digits(digits_imag
     assert trainable.train()["val_acc"] > 0.5
 
 
+def test_each_initialization_scheme_sets_the_weights_it_names():
+    from trainables.models import MLP
+
+    def first_layer(init: str) -> torch.nn.Linear:
+        torch.manual_seed(0)
+        return MLP((256,), 10, hidden_layers=1, hidden_units=128, init=init).net[1]
+
+    torch_own = first_layer("torch")
+    assert torch_own.bias.abs().sum() > 0  # torch's own, left as it is
+    orthogonal = first_layer("orthogonal").weight.detach()
+    assert torch.allclose(orthogonal @ orthogonal.T, torch.eye(128), atol=1e-5)
+    kaiming = first_layer("kaiming")
+    assert kaiming.weight.std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.05)
+    xavier = first_layer("xavier")
+    assert xavier.weight.abs().max().item() <= math.sqrt(6 / (256 + 128))
+    assert xavier.weight.std().item() == pytest.approx(math.sqrt(2 / (256 + 128)), rel=0.05)
+    assert all(layer.bias.abs().sum() == 0 for layer in (kaiming, xavier))
+    with pytest.raises(ValueError, match="model.init: unknown initialization 'he'; use one of torch, "):
+        first_layer("he")
+
+
 def test_augmentation_changes_training_batches_and_never_validation_or_test(digits_images,
                                                                             compose_config, tmp_path):
     config = compose_config("experiment=digits_cnn", f"storage_path={tmp_path}", "augment.shift=1",

@@ -14,6 +14,24 @@ ACTIVATION_NAMES = ("relu", "gelu", "tanh", "silu", "elu")
 ACTIVATIONS = dict(zip(ACTIVATION_NAMES, (nn.ReLU, nn.GELU, nn.Tanh, nn.SiLU, nn.ELU), strict=True))
 
 NORMS = ("none", "batch", "layer")
+# "torch" keeps torch's own (Kaiming-uniform, a = sqrt(5)); the others replace it, biases zeroed.
+INITS = ("torch", "xavier", "kaiming", "orthogonal")
+_INITIALIZERS = {"xavier": nn.init.xavier_uniform_, "orthogonal": nn.init.orthogonal_,
+                 "kaiming": lambda weight: nn.init.kaiming_normal_(weight, nonlinearity="relu")}
+
+
+def initialize(model: nn.Module, scheme: str) -> nn.Module:
+    """Initialize the weights of every linear and convolutional layer of `model` by `scheme`;
+    ValueError naming the choices for an unknown one."""
+    if scheme not in INITS:
+        raise ValueError(f"model.init: unknown initialization {scheme!r}; use one of {', '.join(INITS)}")
+    if scheme != "torch":
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
+                _INITIALIZERS[scheme](module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+    return model
 
 
 def norm_layer(name: str, width: int, images: bool = False) -> nn.Module:
@@ -40,11 +58,11 @@ class MLP(nn.Module):
     """Fully connected layers of equal width, each followed by normalization, activation and
     dropout."""
 
-    CHOICES = {"activation": ACTIVATION_NAMES, "norm": NORMS}
+    CHOICES = {"activation": ACTIVATION_NAMES, "norm": NORMS, "init": INITS}
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_layers: int = 2,
                  hidden_units: int = 128, dropout: float = 0.0, activation: str = "relu",
-                 norm: str = "none"):
+                 norm: str = "none", init: str = "torch"):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
@@ -53,7 +71,7 @@ class MLP(nn.Module):
                        activation_layer(activation), nn.Dropout(dropout)]
             width = hidden_units
         layers.append(nn.Linear(width, num_classes))
-        self.net = nn.Sequential(*layers)
+        self.net = initialize(nn.Sequential(*layers), init)
 
     def forward(self, x):
         return self.net(x)
@@ -63,11 +81,11 @@ class SmallCNN(nn.Module):
     """Two same-padded convolutions (each normalized), one 2x2 pooling, then a dense layer."""
 
     INPUT_DIMS = ("channels", "height", "width")
-    CHOICES = {"activation": ACTIVATION_NAMES, "norm": NORMS}
+    CHOICES = {"activation": ACTIVATION_NAMES, "norm": NORMS, "init": INITS}
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, channels: int = 32,
                  kernel_size: int = 3, hidden_units: int = 128, dropout: float = 0.0,
-                 activation: str = "relu", norm: str = "none"):
+                 activation: str = "relu", norm: str = "none", init: str = "torch"):
         super().__init__()
         if len(input_shape) != len(self.INPUT_DIMS):
             raise ValueError(f"SmallCNN needs images (channels, height, width), got input shape "
@@ -86,6 +104,7 @@ class SmallCNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden_units, num_classes),
         )
+        initialize(self.net, init)
 
     def forward(self, x):
         return self.net(x)
@@ -100,11 +119,11 @@ class SequenceTransformer(nn.Module):
     """
 
     INPUT_DIMS = ("length",)
-    CHOICES = {"activation": ACTIVATION_NAMES}
+    CHOICES = {"activation": ACTIVATION_NAMES, "init": INITS}
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
                  width: int = 64, heads: int = 4, dropout: float = 0.1, activation: str = "gelu",
-                 patch: int = 2, kernel_size: int = 5):
+                 patch: int = 2, kernel_size: int = 5, init: str = "torch"):
         super().__init__()
         if len(input_shape) != len(self.INPUT_DIMS):
             raise ValueError(f"SequenceTransformer needs sequences (length,), got input shape "
@@ -122,6 +141,7 @@ class SequenceTransformer(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
+        initialize(self, init)  # the position embedding keeps its own
 
     def forward(self, x):
         tokens = self.embed(x.unsqueeze(1)).transpose(1, 2) + self.position
