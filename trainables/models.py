@@ -20,7 +20,7 @@ _INITIALIZERS = {"xavier": nn.init.xavier_uniform_, "orthogonal": nn.init.orthog
                  "kaiming": lambda weight: nn.init.kaiming_normal_(weight, nonlinearity="relu")}
 
 
-def initialize(model: nn.Module, scheme: str) -> nn.Module:
+def initialize(model: nn.Module, scheme: str) -> None:
     """Initialize the weights of every linear and convolutional layer of `model` by `scheme`;
     ValueError naming the choices for an unknown one."""
     if scheme not in INITS:
@@ -31,7 +31,6 @@ def initialize(model: nn.Module, scheme: str) -> nn.Module:
                 _INITIALIZERS[scheme](module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-    return model
 
 
 def norm_layer(name: str, width: int, images: bool = False) -> nn.Module:
@@ -71,7 +70,8 @@ class MLP(nn.Module):
                        activation_layer(activation), nn.Dropout(dropout)]
             width = hidden_units
         layers.append(nn.Linear(width, num_classes))
-        self.net = initialize(nn.Sequential(*layers), init)
+        self.net = nn.Sequential(*layers)
+        initialize(self.net, init)
 
     def forward(self, x):
         return self.net(x)
