@@ -265,7 +265,9 @@ def test_a_random_search_with_a_grid_grows_by_whole_grids(tmp_path):
 
 
 def test_a_sweep_where_every_trial_diverges_says_what_to_change(tmp_path):
-    done = run_launch("experiment=smoke", "num_samples=2", "optim.name=sgd",
+    # FIFO: ASHA could stop a trial at chance after two reports, before its third (chance_patience)
+    # marked it diverged; which trial reached a rung first decided it.
+    done = run_launch("experiment=smoke", "num_samples=2", "scheduler=fifo", "optim.name=sgd",
                       "~space.optim.name", "optim.lr=50", "space.optim.lr.low=10", "space.optim.lr.high=100",
                       cwd=tmp_path)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
