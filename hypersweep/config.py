@@ -265,6 +265,7 @@ def validate(config: dict, import_targets: bool = True) -> list[Dimension]:
     _check_arguments("data", config)
     if config["trainable"] == DEFAULT_TRAINABLE:  # a trainable of one's own may build its model otherwise
         _check_arguments("model", config)
+        _check_multiples(config["model"], dims)
     if import_targets:
         check_targets(config)
     return dims
@@ -314,6 +315,47 @@ def _check_arguments(section: str, config: dict) -> None:
             raise ConfigError(f"{section}.{name}: {target} needs this argument, which the config "
                               f"does not set; set it ({section}.{name}: VALUE in its yaml, or "
                               f"+{section}.{name}=VALUE on the command line)")
+
+
+def _values_given(dim: Dimension | None, value: Any) -> tuple:
+    """The values a setting can take: its own, or those its dimension gives (none known for a
+    continuous range)."""
+    if dim is None:
+        return (value,)
+    if dim.type in ("choice", "grid"):
+        return dim.values
+    return tuple(range(int(dim.low), int(dim.high) + 1)) if dim.type == "int" else ()
+
+
+def _check_multiples(model: dict, dims: list[Dimension]) -> None:
+    """Each model setting that must be a multiple of another, as the model declares it
+    (MULTIPLE_OF, read from its source: a Transformer's width of its heads), is one for every
+    pair of values the config and the space can give the two."""
+    target = str(model.get("_target_"))
+    multiples = class_constant(target, "MULTIPLE_OF")
+    if not isinstance(multiples, dict):
+        return
+    tuned = {dim.path: dim for dim in dims}
+    for name, divisor in multiples.items():
+        if name not in model or divisor not in model:
+            continue
+        path, by_path = f"model.{name}", f"model.{divisor}"
+        values = _values_given(tuned.get(path), model[name])
+        divisors = _values_given(tuned.get(by_path), model[divisor])
+        # Each against the other's own value first, so that the error names the one at fault.
+        checks = [(path, [(value, model[divisor]) for value in values]),
+                  (by_path, [(model[name], by) for by in divisors]),
+                  (path if path in tuned else by_path, [(v, by) for v in values for by in divisors])]
+        for key, pairs in checks:
+            for value, by in pairs:
+                if _is_int(value, 1) and _is_int(by, 1) and value % by:
+                    need = f"needs a multiple of {by_path} (what {target} takes)"
+                    if key not in tuned:
+                        raise ConfigError(f"{path}: {need}, got {value} with {by_path}={by}; change "
+                                          f"one of them")
+                    raise ConfigError(f"space.{key}: {path} {need}, and the space can give "
+                                      f"{path}={value} with {by_path}={by}; choose values that "
+                                      f"divide evenly (type: choice)")
 
 
 def _check_module_exists(key: str, config: dict) -> None:

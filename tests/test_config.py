@@ -449,12 +449,33 @@ def test_each_shipped_model_builds_with_every_value_its_choices_declare(compose_
     (["experiment=digits_cnn", "+space.model.norm={type:choice,values:[none,instance]}"],
      "space.model.norm: model.norm needs one of none, batch, layer (what trainables.models.SmallCNN "
      "takes), and the space can give it 'instance'"),
+    # A Transformer's width divides among its heads: every pair the config and space can give.
+    (["experiment=mnist1d_transformer", "model.heads=5", "~space.model.heads", "~space.model.width"],
+     "model.width: needs a multiple of model.heads (what trainables.models.SequenceTransformer takes), "
+     "got 64 with model.heads=5; change one of them"),
+    (["experiment=mnist1d_transformer", "space.model.width.values=[30,64]"],
+     "space.model.width: model.width needs a multiple of model.heads (what "
+     "trainables.models.SequenceTransformer takes), and the space can give model.width=30 with "
+     "model.heads=4; choose values that divide evenly (type: choice)"),
+    (["experiment=mnist1d_transformer", "space.model.heads.values=[2,4,3]"],
+     "space.model.heads: model.width needs a multiple of model.heads (what "
+     "trainables.models.SequenceTransformer takes), and the space can give model.width=64 with "
+     "model.heads=3;"),
+    (["experiment=mnist1d_transformer", "space.model.width.values=[36,64]", "space.model.heads.values=[4,8]"],
+     "space.model.width: model.width needs a multiple of model.heads (what "
+     "trainables.models.SequenceTransformer takes), and the space can give model.width=36 with "
+     "model.heads=8;"),
+    (["experiment=mnist1d_transformer", "~space.model.width", "+space.model.width={type:int,low:32,high:64}"],
+     "space.model.width: model.width needs a multiple of model.heads (what "
+     "trainables.models.SequenceTransformer takes), and the space can give model.width=33 with "
+     "model.heads=4;"),
+    (["experiment=mnist1d_transformer", "space.model.width.values=[48,64,128]"], None),
     # The Transformer takes the same activations as the others (torch's layer alone took two).
     (["experiment=mnist1d_transformer", "model.activation=tanh",
       "+space.model.activation={type:choice,values:[tanh,elu]}"], None),
 ])
-def test_a_model_setting_outside_the_models_choices_is_refused_before_ray_starts(compose_config, overrides,
-                                                                                 error):
+def test_a_model_setting_the_model_cannot_take_is_refused_before_ray_starts(compose_config, overrides,
+                                                                            error):
     config = compose_config(*overrides)
     if error is None:
         validate(config, import_targets=False)

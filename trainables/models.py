@@ -1,8 +1,9 @@
 """Plain torch models built from keyword arguments (the `model` config, minus `_target_`).
 
 Every model takes `input_shape` and `num_classes`, filled in from the data set. A model's
-CHOICES name the values its settings of a fixed set take; the driver reads them (and INPUT_DIMS)
-from this source, so a value outside them is refused before the sweep starts.
+CHOICES name the values its settings of a fixed set take, and MULTIPLE_OF the settings that must
+divide evenly by another; the driver reads them (and INPUT_DIMS) from this source, so a value that
+does not fit is refused before the sweep starts.
 """
 
 import math
@@ -120,6 +121,7 @@ class SequenceTransformer(nn.Module):
 
     INPUT_DIMS = ("length",)
     CHOICES = {"activation": ACTIVATION_NAMES, "init": INITS}
+    MULTIPLE_OF = {"width": "heads"}  # each head attends over width / heads of the features
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, layers: int = 2,
                  width: int = 64, heads: int = 4, dropout: float = 0.1, activation: str = "gelu",
