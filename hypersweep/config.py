@@ -322,9 +322,7 @@ def _values_given(dim: Dimension | None, value: Any) -> tuple:
     continuous range)."""
     if dim is None:
         return (value,)
-    if dim.type in ("choice", "grid"):
-        return dim.values
-    return tuple(range(int(dim.low), int(dim.high) + 1)) if dim.type == "int" else ()
+    return tuple(dim.grid_values()) if dim.is_discrete else ()
 
 
 def _check_multiples(model: dict, dims: list[Dimension]) -> None:

@@ -7,7 +7,6 @@ arguments the target takes, before the sweep starts rather than as a TypeError i
 
 import ast
 import importlib.util
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,15 +89,19 @@ def parameters(target: str) -> Parameters | None:
                 if default is not None]
     return Parameters(names=tuple(arg.arg for arg in positional + args.kwonlyargs),
                       required=tuple(required), takes_any=args.kwarg is not None,
-                      defaults=dict(_literals(written)))
+                      defaults={arg.arg: value for arg, default in written
+                                if (value := _literal(default)) is not _NOT_LITERAL})
 
 
-def _literals(written: list[tuple[ast.arg, ast.expr]]) -> Iterator[tuple[str, Any]]:
-    for arg, default in written:
-        try:
-            yield arg.arg, ast.literal_eval(default)
-        except (ValueError, TypeError, SyntaxError):
-            continue
+_NOT_LITERAL = object()
+
+
+def _literal(node: ast.expr) -> Any:
+    """The value a literal expression writes (`8`, `("relu", "gelu")`); _NOT_LITERAL otherwise."""
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        return _NOT_LITERAL
 
 
 class _InlineModuleConstants(ast.NodeTransformer):
@@ -126,8 +129,6 @@ def class_constant(target: str, name: str) -> Any:
     for item in node.body:
         if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name
                                                 for t in item.targets):
-            try:
-                return ast.literal_eval(_InlineModuleConstants(tree).visit(item.value))
-            except (ValueError, TypeError, SyntaxError):
-                return None
+            value = _literal(_InlineModuleConstants(tree).visit(item.value))
+            return None if value is _NOT_LITERAL else value
     return None
